@@ -1,0 +1,116 @@
+// The issuance pipeline, in one place and in this order:
+//   vet the user key → choose serial and key ID → mint and sign → write the
+//   log row → return the certificate.
+// "No log row, no certificate": the certificate is returned only after its
+// row is committed; if the write fails, the signed bytes are dropped.
+
+import type { Kysely } from 'kysely';
+import { insertCertificate, isUniqueViolation } from './db/certificates.js';
+import type { Database } from './db/schema.js';
+import { mintCertificate, type MintedCertificate } from './ssh/certificate.js';
+import { parseUserPublicKey } from './ssh/pubkey.js';
+import { randomSerial } from './ssh/serial.js';
+import type { Signer } from './ssh/signer.js';
+
+export interface IssueInput {
+  username: string;
+  requestId: string | null;
+  role: string | null;
+  /** The user's public key, one OpenSSH line. */
+  publicKey: string;
+  principals: readonly string[];
+  validAfter: Date;
+  validBefore: Date;
+  extensions: readonly string[];
+  criticalOptions: Readonly<Record<string, string>>;
+  clientAddress: string | null;
+}
+
+export interface IssuedCertificate {
+  certificate: string;
+  /** Decimal: serials are unsigned 64-bit and lose precision as JSON numbers. */
+  serial: string;
+  key_id: string;
+  principals: string[];
+  valid_after: string;
+  valid_before: string;
+}
+
+export interface Issuer {
+  issue(input: IssueInput): Promise<IssuedCertificate>;
+}
+
+export interface IssuerDeps {
+  db: Kysely<Database>;
+  signer: Signer;
+  now?: () => Date;
+  serial?: () => bigint;
+}
+
+const SERIAL_ATTEMPTS = 3;
+
+export function keyIdFor(username: string, requestId: string | null, serial: bigint): string {
+  return `${username}@jit-ssh req=${requestId ?? 'none'} serial=${serial}`;
+}
+
+const toUnix = (d: Date) => Math.floor(d.getTime() / 1000);
+const rfc3339 = (unix: number) => new Date(unix * 1000).toISOString().replace(/\.000Z$/, 'Z');
+
+export function createIssuer(deps: IssuerDeps): Issuer {
+  const now = deps.now ?? (() => new Date());
+  const nextSerial = deps.serial ?? randomSerial;
+  return {
+    async issue(input) {
+      const key = parseUserPublicKey(input.publicKey);
+      const validAfter = toUnix(input.validAfter);
+      const validBefore = toUnix(input.validBefore);
+      for (let attempt = 1; ; attempt++) {
+        const serial = nextSerial();
+        const keyId = keyIdFor(input.username, input.requestId, serial);
+        const cert: MintedCertificate = await mintCertificate(deps.signer, {
+          publicKey: key,
+          serial,
+          keyId,
+          principals: input.principals,
+          validAfter,
+          validBefore,
+          extensions: input.extensions,
+          criticalOptions: input.criticalOptions,
+        });
+        try {
+          await insertCertificate(deps.db, {
+            serial,
+            keyId,
+            username: input.username,
+            requestId: input.requestId,
+            role: input.role,
+            principals: [...input.principals],
+            validAfter: new Date(validAfter * 1000),
+            validBefore: new Date(validBefore * 1000),
+            extensions: [...input.extensions],
+            criticalOptions: { ...input.criticalOptions },
+            publicKeyType: key.type,
+            publicKeyFingerprint: key.fingerprint,
+            caKeyFingerprint: deps.signer.fingerprint,
+            certificate: cert.text,
+            clientAddress: input.clientAddress,
+            issuedAt: now(),
+          });
+        } catch (e) {
+          // A random 63-bit serial colliding is rare but possible across many
+          // instances; the primary key catches it, and a new serial is drawn.
+          if (isUniqueViolation(e, 'certificates_pkey') && attempt < SERIAL_ATTEMPTS) continue;
+          throw e;
+        }
+        return {
+          certificate: cert.text,
+          serial: serial.toString(),
+          key_id: keyId,
+          principals: [...input.principals],
+          valid_after: rfc3339(validAfter),
+          valid_before: rfc3339(validBefore),
+        };
+      }
+    },
+  };
+}

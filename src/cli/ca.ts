@@ -1,0 +1,76 @@
+// `jit-ssh-ca`: the server and its administration.
+
+import { parseArgs } from 'node:util';
+import { loadServerConfig, SERVER_SETTINGS } from '../config.js';
+import { createLogger, silentLogger } from '../log.js';
+import { loadCaKeys, serveUntilSignalled } from '../main.js';
+import { runCli, UsageError } from './run.js';
+
+const settingFlags = Object.values(SERVER_SETTINGS)
+  .filter((s) => s.flag !== null)
+  .map((s) => `  --${s.flag!.padEnd(24)} ${s.env}: ${s.help}`)
+  .join('\n');
+
+const HELP = `jit-ssh-ca — the jit-ssh certificate authority
+
+Usage:
+  jit-ssh-ca serve [settings]        run the HTTP service (what \`npm start\` runs)
+  jit-ssh-ca ca pubkey [settings]    print the TrustedUserCAKeys lines for sshd
+  jit-ssh-ca --help                  this text
+
+Settings (flags override the environment variables named):
+${settingFlags}
+  JIT_SSH_CA_KEY_PASSPHRASE      passphrase of the CA key (environment only)
+
+Examples:
+  jit-ssh-ca serve                                  embedded database and a new CA key in ./data
+  DATABASE_URL=postgres://jit@db/jit jit-ssh-ca serve --port 8443
+  jit-ssh-ca ca pubkey | sudo tee /etc/ssh/jit-ssh-ca.pub
+      then in sshd_config: TrustedUserCAKeys /etc/ssh/jit-ssh-ca.pub
+
+Exit status: 0 on success, 1 when the operation fails, 2 for a wrong command line or setting.
+`;
+
+function settingsOptions() {
+  return Object.fromEntries(
+    Object.values(SERVER_SETTINGS)
+      .filter((s) => s.flag !== null)
+      .map((s) => [s.flag!, { type: 'string' as const }]),
+  );
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...settingsOptions(), help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const [command, sub, ...rest] = positionals;
+  if (values.help || command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (!command) throw new UsageError('no command given');
+  const flags = values as Record<string, string | undefined>;
+  switch (command) {
+    case 'serve': {
+      if (sub !== undefined) throw new UsageError(`serve takes no arguments (got ${JSON.stringify(sub)})`);
+      const config = loadServerConfig(process.env, flags);
+      await serveUntilSignalled(config, createLogger(config.logLevel));
+      return 0;
+    }
+    case 'ca': {
+      if (sub !== 'pubkey' || rest.length > 0) throw new UsageError('usage: jit-ssh-ca ca pubkey');
+      const config = loadServerConfig(process.env, flags);
+      // Printing the public keys never creates a CA key as a side effect.
+      const keys = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);
+      process.stdout.write(keys.publicKeys.join('\n') + '\n');
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+await runCli('jit-ssh-ca', () => main(process.argv.slice(2)));

@@ -1,0 +1,13 @@
+// Migrations are listed here, not discovered on disk, so they run the same
+// from source, from a package and from a bundle. Names sort in order of
+// application; never edit one that has shipped — add a new one.
+import type { Migration, MigrationProvider } from 'kysely';
+import * as certificates from './2026-11-22-01-certificates.js';
+
+const migrations: Record<string, Migration> = {
+  '2026-11-22-01-certificates': certificates,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

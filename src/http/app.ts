@@ -1,0 +1,55 @@
+// The HTTP application, built from its collaborators: production and tests
+// construct it the same way, tests without opening a port (app.request()).
+
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { secureHeaders } from 'hono/secure-headers';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { DomainError } from '../core/errors.js';
+import { errorFields, type Logger } from '../log.js';
+import { accessLog } from './middleware/access-log.js';
+import { requestId } from './middleware/request-id.js';
+import { HttpProblem, problem, STATUS_OF } from './problem.js';
+import { caRoutes, type CaDeps } from './routes/ca.js';
+import { healthRoutes, type HealthDeps } from './routes/health.js';
+import type { AppEnv } from './types.js';
+
+export interface AppDeps extends HealthDeps, CaDeps {
+  logger: Logger;
+  /** Largest accepted request body in bytes. */
+  bodyLimit: number;
+}
+
+export function createApp(deps: AppDeps) {
+  const app = new Hono<AppEnv>();
+  app.use(requestId());
+  app.use(accessLog(deps.logger));
+  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
+  app.use('/v1/*', async function noStore(c, next) {
+    await next();
+    if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
+  });
+  app.use(
+    bodyLimit({
+      maxSize: deps.bodyLimit,
+      onError: (c) => problem(c, 413, `request body is larger than ${deps.bodyLimit} bytes`),
+    }),
+  );
+
+  app.route('/', healthRoutes(deps));
+  app.route('/', caRoutes(deps));
+
+  app.notFound((c) => problem(c, 404, `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => {
+    if (err instanceof HttpProblem) return problem(c, err.status, err.detail, { title: err.title, extra: err.extra });
+    if (err instanceof DomainError) return problem(c, STATUS_OF[err.code], err.message, { code: err.code });
+    if (err instanceof HTTPException) return problem(c, err.status as ContentfulStatusCode, err.message || 'request refused');
+    // Unknown errors are logged in full and answered with nothing the caller could learn from.
+    deps.logger.error('unhandled error', { request_id: c.get('requestId'), ...errorFields(err, true) });
+    return problem(c, 500, 'the server could not complete the request');
+  });
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

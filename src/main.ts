@@ -1,0 +1,119 @@
+// Composition root: configuration → CA key → database → services → HTTP.
+// Everything is built here and handed inward; nothing below reads the
+// environment or holds a module-level database.
+
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { createIssuer, type Issuer } from './authority.js';
+import type { ServerConfig } from './config.js';
+import { migrate, openDatabase, type DbHandle } from './db/index.js';
+import { createApp, type App } from './http/app.js';
+import { errorFields, type Logger } from './log.js';
+import { generateCaKey, loadCaKey, loadTrustedKeys } from './ssh/ca-key.js';
+import { parsePublicKeyBlob } from './ssh/pubkey.js';
+import { publicKeyLine, type Signer } from './ssh/signer.js';
+
+export interface CaKeys {
+  signer: Signer;
+  /** `TrustedUserCAKeys` lines, the signer first, each key once. */
+  publicKeys: string[];
+}
+
+/** Loads the CA key (generating the default one on first start) and the keys still trusted beside it. */
+export async function loadCaKeys(config: ServerConfig, logger: Logger): Promise<CaKeys> {
+  if (config.caKeyGenerated && (await generateCaKey(config.caKeyPath))) {
+    logger.info('generated a new ed25519 CA key', { path: config.caKeyPath });
+  }
+  const signer = await loadCaKey(config.caKeyPath, config.caKeyPassphrase ?? undefined);
+  const lines = [publicKeyLine(signer, 'jit-ssh-ca'), ...(config.trustedCaKeysPath ? await loadTrustedKeys(config.trustedCaKeysPath) : [])];
+  const seen = new Set<string>();
+  const publicKeys = lines.filter((line) => {
+    const fp = parsePublicKeyBlob(Buffer.from(line.split(' ')[1]!, 'base64')).fingerprint;
+    if (seen.has(fp)) return false;
+    seen.add(fp);
+    return true;
+  });
+  return { signer, publicKeys };
+}
+
+export interface RunningServer {
+  url: string;
+  app: App;
+  issuer: Issuer;
+  database: DbHandle;
+  signer: Signer;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
+  const keys = await loadCaKeys(config, logger);
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    onPoolError: (err) => logger.warn('database connection lost', errorFields(err)),
+  });
+  try {
+    const applied = await migrate(database.db);
+    if (applied.length > 0) logger.info('database migrated', { applied });
+  } catch (e) {
+    await database.close();
+    throw e;
+  }
+  const issuer = createIssuer({ db: database.db, signer: keys.signer });
+  const app = createApp({
+    logger,
+    bodyLimit: config.bodyLimit,
+    caPublicKeys: () => keys.publicKeys,
+    ready: () => database.ping(),
+  });
+
+  let server: Server;
+  const address = await new Promise<AddressInfo>((resolve, reject) => {
+    server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, resolve) as Server;
+    server.once('error', reject);
+  }).catch(async (e: NodeJS.ErrnoException) => {
+    await database.close();
+    if (e.code === 'EADDRINUSE') throw new Error(`cannot listen on ${config.host}:${config.port}: the address is in use`);
+    throw new Error(`cannot listen on ${config.host}:${config.port}: ${e.message}`);
+  });
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  logger.info('listening', {
+    url,
+    database: database.kind,
+    ca_key_type: keys.signer.keyType,
+    ca_fingerprint: keys.signer.fingerprint,
+    trusted_ca_keys: keys.publicKeys.length,
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);
+      await drained;
+      clearTimeout(timer);
+      await database.close();
+    })());
+  return { url, app, issuer, database, signer: keys.signer, close };
+}
+
+/** Runs the server until SIGTERM or SIGINT, then drains requests and closes the database. */
+export async function serveUntilSignalled(config: ServerConfig, logger: Logger): Promise<void> {
+  const running = await startServer(config, logger);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      logger.info('shutting down', { signal });
+      process.once(signal, () => process.exit(1)); // a second signal does not wait
+      running.close().then(resolve, (e) => {
+        logger.error('shutdown failed', errorFields(e));
+        resolve();
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  logger.info('stopped');
+}
