@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, EXAMPLE_POLICY, loadClientConfig, loadServerConfig } from '../src/config.js';
+
+test('ok: defaults follow CONTRACT.md', () => {
+  const c = loadServerConfig({}, {}, '/srv');
+  assert.equal(c.databaseUrl, null);
+  assert.equal(c.dataDir, '/srv/data');
+  assert.equal(c.caKeyPath, '/srv/data/ca_key');
+  assert.equal(c.caKeyGenerated, true);
+  assert.equal(c.policyPath, EXAMPLE_POLICY);
+  assert.equal(c.host, '127.0.0.1');
+  assert.equal(c.port, 8080);
+  assert.ok(Object.isFrozen(c));
+});
+
+test('ok: environment variables are read by their CONTRACT names; flags win over them', () => {
+  const env = {
+    DATABASE_URL: 'postgres://u@db:5432/jit',
+    JIT_SSH_DATA_DIR: '/var/lib/jit',
+    JIT_SSH_CA_KEY: 'keys/ca',
+    JIT_SSH_POLICY: EXAMPLE_POLICY,
+    HOST: '0.0.0.0',
+    PORT: '9000',
+  };
+  const c = loadServerConfig(env, {}, '/srv');
+  assert.equal(c.databaseUrl, 'postgres://u@db:5432/jit');
+  assert.equal(c.dataDir, '/var/lib/jit');
+  assert.equal(c.caKeyPath, '/srv/keys/ca');
+  assert.equal(c.caKeyGenerated, false, 'an explicitly named key is never generated');
+  assert.equal(c.host, '0.0.0.0');
+  assert.equal(c.port, 9000);
+  const f = loadServerConfig(env, { port: '9001', 'data-dir': 'd' }, '/srv');
+  assert.equal(f.port, 9001);
+  assert.equal(f.dataDir, path.resolve('/srv', 'd'));
+});
+
+test('fail: every wrong value is reported, one line each, naming the variable', () => {
+  const env = { DATABASE_URL: 'mysql://x', PORT: '80000', JIT_SSH_LOG_LEVEL: 'loud', JIT_SSH_BODY_LIMIT: '12k', HOST: 'a b' };
+  let err: ConfigError | undefined;
+  try {
+    loadServerConfig(env);
+  } catch (e) {
+    err = e as ConfigError;
+  }
+  assert.ok(err instanceof ConfigError);
+  assert.equal(err.problems.length, 5, err.problems.join('\n'));
+  assert.match(err.problems.find((p) => p.startsWith('DATABASE_URL'))!, /postgres:\/\//);
+  assert.match(err.problems.find((p) => p.startsWith('PORT'))!, /between 0 and 65535/);
+  assert.ok(err.problems.some((p) => p.startsWith('JIT_SSH_LOG_LEVEL')));
+  assert.ok(err.problems.some((p) => p.startsWith('JIT_SSH_BODY_LIMIT') && /whole number/.test(p)));
+  assert.ok(err.problems.some((p) => p.startsWith('HOST')));
+  for (const p of err.problems) assert.ok(!p.includes('\n'));
+});
+
+test('fail: a missing policy file or passphrase file is named', () => {
+  assert.throws(() => loadServerConfig({ JIT_SSH_POLICY: '/nonexistent/policy.yaml' }), /JIT_SSH_POLICY.*\/nonexistent\/policy\.yaml.*ENOENT/);
+  assert.throws(() => loadServerConfig({ JIT_SSH_CA_KEY_PASSPHRASE_FILE: '/nonexistent/pw' }), /JIT_SSH_CA_KEY_PASSPHRASE_FILE.*ENOENT/);
+});
+
+test('ok: the helper talks to JIT_SSH_SERVER and keeps its files in JIT_SSH_HOME', () => {
+  assert.deepEqual(loadClientConfig({ HOME: '/home/a' }), { server: 'http://127.0.0.1:8080', home: '/home/a/.jit-ssh' });
+  assert.deepEqual(loadClientConfig({ JIT_SSH_SERVER: 'https://ca.example/', JIT_SSH_HOME: '/tmp/j' }), { server: 'https://ca.example', home: '/tmp/j' });
+  assert.throws(() => loadClientConfig({ JIT_SSH_SERVER: 'ftp://x' }), /JIT_SSH_SERVER/);
+});
