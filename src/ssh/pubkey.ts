@@ -51,7 +51,7 @@ export function sshFingerprint(blob: Buffer): string {
 export function parseUserPublicKey(input: string): UserPublicKey {
   if (typeof input !== 'string' || input.trim() === '') throw new KeyError('public key is empty');
   if (input.length > MAX_LINE) throw new KeyError(`public key is too long (${input.length} characters; at most ${MAX_LINE})`);
-  if (/PRIVATE KEY/.test(input)) {
+  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(input)) {
     throw new KeyError('this is a private key; send the public key (the .pub file) and keep the private key to yourself');
   }
   if (/BEGIN SSH2 PUBLIC KEY/.test(input)) {
