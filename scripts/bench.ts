@@ -12,7 +12,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import sshpk from 'sshpk';
-import { createIssuer, type IssueInput } from '../src/authority.js';
+import { createIssuer, type IssueInput } from '../src/services/issuer.js';
 import { migrate, openDatabase, type DbHandle } from '../src/db/index.js';
 import { mintCertificate } from '../src/ssh/certificate.js';
 import { parseUserPublicKey } from '../src/ssh/pubkey.js';

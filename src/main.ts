@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
-import { createIssuer, type Issuer } from './authority.js';
+import { createIssuer, type Issuer } from './services/issuer.js';
 import type { ServerConfig } from './config.js';
 import { migrate, openDatabase, type DbHandle } from './db/index.js';
 import { createApp, type App } from './http/app.js';

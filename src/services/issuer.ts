@@ -5,12 +5,12 @@
 // row is committed; if the write fails, the signed bytes are dropped.
 
 import type { Kysely } from 'kysely';
-import { insertCertificate, isUniqueViolation } from './db/certificates.js';
-import type { Database } from './db/schema.js';
-import { mintCertificate, type MintedCertificate } from './ssh/certificate.js';
-import { parseUserPublicKey } from './ssh/pubkey.js';
-import { randomSerial } from './ssh/serial.js';
-import type { Signer } from './ssh/signer.js';
+import { insertCertificate, isUniqueViolation } from '../db/certificates.js';
+import type { Database } from '../db/schema.js';
+import { mintCertificate, type MintedCertificate } from '../ssh/certificate.js';
+import { parseUserPublicKey } from '../ssh/pubkey.js';
+import { randomSerial } from '../ssh/serial.js';
+import type { Signer } from '../ssh/signer.js';
 
 export interface IssueInput {
   username: string;

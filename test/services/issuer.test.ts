@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { createIssuer, keyIdFor, type IssueInput } from '../src/authority.js';
-import { countCertificates, findCertificateBySerial } from '../src/db/certificates.js';
-import { parseCertificate } from '../src/ssh/certificate-parse.js';
-import { parseUserPublicKey } from '../src/ssh/pubkey.js';
-import { BACKENDS, type TestDb } from './helpers/db.js';
-import { caSigner, securityKeyLine, tempDir, userKey } from './helpers/keys.js';
+import { createIssuer, keyIdFor, type IssueInput } from '../../src/services/issuer.js';
+import { countCertificates, findCertificateBySerial } from '../../src/db/certificates.js';
+import { parseCertificate } from '../../src/ssh/certificate-parse.js';
+import { parseUserPublicKey } from '../../src/ssh/pubkey.js';
+import { BACKENDS, type TestDb } from '../helpers/db.js';
+import { caSigner, securityKeyLine, tempDir, userKey } from '../helpers/keys.js';
 
 const signer = caSigner('ed25519');
 const dir = tempDir();
