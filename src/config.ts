@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { formatDuration, parseDuration } from './core/duration.js';
+import { GROUP_NAME } from './core/names.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -29,6 +31,26 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Seconds in-flight requests get to finish on SIGTERM before the process exits anyway. */
   shutdownTimeout: number;
+  /** Key encrypting secrets at rest (TOTP seeds); null = the generated `dataDir/secret.key` (embedded database only). */
+  secretKey: Buffer | null;
+  /** Unix socket for local administration (`jit-ssh-ca user ...` while the server runs). */
+  adminSocket: string;
+  auth: AuthSettings;
+}
+
+export interface AuthSettings {
+  /** Session token lifetime, seconds. */
+  tokenTtl: number;
+  adminGroup: string;
+  auditorGroup: string;
+  /** Consecutive failed logins for one user name before it is locked. */
+  lockoutThreshold: number;
+  /** First lockout, seconds; each further one doubles, up to an hour. */
+  lockoutSeconds: number;
+  /** Failed logins from one client address per 10 minutes before it is refused. */
+  addressFailureLimit: number;
+  /** scrypt cost as log2(N); memory per hash is 128 * 8 * N bytes (2^16 → 64 MiB). */
+  passwordCost: number;
 }
 
 export interface ClientConfig {
@@ -60,6 +82,16 @@ export const SERVER_SETTINGS = {
   bodyLimit: { env: 'JIT_SSH_BODY_LIMIT', flag: 'body-limit', help: 'largest request body in bytes (default 65536)' },
   logLevel: { env: 'JIT_SSH_LOG_LEVEL', flag: 'log-level', help: 'debug, info, warn or error (default info)' },
   shutdownTimeout: { env: 'JIT_SSH_SHUTDOWN_TIMEOUT', flag: 'shutdown-timeout', help: 'seconds to drain requests on SIGTERM (default 10)' },
+  secretKey: { env: 'JIT_SSH_SECRET_KEY', flag: null, help: '32-byte key (base64 or hex) encrypting secrets at rest; required with DATABASE_URL' },
+  secretKeyFile: { env: 'JIT_SSH_SECRET_KEY_FILE', flag: 'secret-key-file', help: 'file holding JIT_SSH_SECRET_KEY' },
+  adminSocket: { env: 'JIT_SSH_ADMIN_SOCKET', flag: 'admin-socket', help: 'local admin socket (default DATA_DIR/admin.sock)' },
+  tokenTtl: { env: 'JIT_SSH_TOKEN_TTL', flag: 'token-ttl', help: 'login session lifetime (default 1h)' },
+  adminGroup: { env: 'JIT_SSH_ADMIN_GROUP', flag: 'admin-group', help: 'group of administrators (default admins)' },
+  auditorGroup: { env: 'JIT_SSH_AUDITOR_GROUP', flag: 'auditor-group', help: 'group of auditors (default auditors)' },
+  lockoutThreshold: { env: 'JIT_SSH_LOCKOUT_THRESHOLD', flag: 'lockout-threshold', help: 'failed logins before a user is locked (default 5)' },
+  lockoutDuration: { env: 'JIT_SSH_LOCKOUT_DURATION', flag: 'lockout-duration', help: 'first lockout; doubles each time up to 1h (default 1m)' },
+  addressFailureLimit: { env: 'JIT_SSH_ADDRESS_FAILURE_LIMIT', flag: 'address-failure-limit', help: 'failed logins per client address per 10 minutes (default 20)' },
+  passwordCost: { env: 'JIT_SSH_PASSWORD_COST', flag: 'password-cost', help: 'scrypt cost log2(N), 14-20 (default 16: 64 MiB, ~0.2 s)' },
 } as const;
 
 export const EXAMPLE_POLICY = fileURLToPath(new URL('../examples/policy.yaml', import.meta.url));
@@ -76,6 +108,19 @@ const intIn = (min: number, max: number) =>
     .regex(/^\d+$/, 'must be a whole number')
     .transform(Number)
     .refine((n) => n >= min && n <= max, `must be between ${min} and ${max}`);
+
+const duration = (min: number, max: number) =>
+  z
+    .string()
+    .transform((v, ctx) => {
+      const n = parseDuration(v);
+      if (n === null) {
+        ctx.addIssue({ code: 'custom', message: 'must be a duration such as 90s, 15m, 1h30m' });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .refine((n) => n >= min && n <= max, `must be between ${formatDuration(min)} and ${formatDuration(max)}`);
 
 const schema = z.object({
   databaseUrl: z
@@ -94,7 +139,24 @@ const schema = z.object({
   bodyLimit: intIn(1024, 64 * 1024 * 1024).default(65536),
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   shutdownTimeout: intIn(0, 3600).default(10),
+  secretKey: z.string().optional(),
+  secretKeyFile: z.string().optional(),
+  adminSocket: z.string().optional(),
+  tokenTtl: duration(60, 7 * 86400).default(3600),
+  adminGroup: z.string().regex(GROUP_NAME, 'must be a group name').default('admins'),
+  auditorGroup: z.string().regex(GROUP_NAME, 'must be a group name').default('auditors'),
+  lockoutThreshold: intIn(2, 1000).default(5),
+  lockoutDuration: duration(1, 86400).default(60),
+  addressFailureLimit: intIn(1, 100000).default(20),
+  passwordCost: intIn(14, 20).default(16),
 });
+
+/** A 32-byte key written as base64 (44 characters) or hex (64). */
+export function parseSecretKey(text: string): Buffer | null {
+  const t = text.trim();
+  const key = /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, 'hex') : /^[A-Za-z0-9+/]{43}=$/.test(t) ? Buffer.from(t, 'base64') : null;
+  return key && key.length === 32 ? key : null;
+}
 
 function describe(issue: z.core.$ZodIssue): string {
   const key = issue.path[0] as keyof typeof SERVER_SETTINGS;
@@ -111,14 +173,20 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
   const v = parsed.data;
   const problems: string[] = [];
   const dataDir = path.resolve(cwd, v.dataDir);
-  let passphrase = v.caKeyPassphrase ?? null;
-  if (v.caKeyPassphraseFile) {
-    if (passphrase !== null) problems.push('JIT_SSH_CA_KEY_PASSPHRASE and JIT_SSH_CA_KEY_PASSPHRASE_FILE are both set; use one');
-    try {
-      passphrase = readFileSync(path.resolve(cwd, v.caKeyPassphraseFile), 'utf8').replace(/\r?\n$/, '');
-    } catch (e) {
-      problems.push(`JIT_SSH_CA_KEY_PASSPHRASE_FILE (--ca-key-passphrase-file): cannot read ${v.caKeyPassphraseFile}: ${(e as NodeJS.ErrnoException).code}`);
-    }
+  if (v.caKeyPassphrase !== undefined && v.caKeyPassphraseFile) problems.push('JIT_SSH_CA_KEY_PASSPHRASE and JIT_SSH_CA_KEY_PASSPHRASE_FILE are both set; use one');
+  const passphraseFromFile = v.caKeyPassphraseFile
+    ? readOr(path.resolve(cwd, v.caKeyPassphraseFile), 'JIT_SSH_CA_KEY_PASSPHRASE_FILE (--ca-key-passphrase-file)', problems)?.replace(/\r?\n$/, '')
+    : undefined;
+  const passphrase = v.caKeyPassphrase ?? passphraseFromFile ?? null;
+  let secretKey: Buffer | null = null;
+  const secretText = v.secretKey ?? (v.secretKeyFile ? readOr(path.resolve(cwd, v.secretKeyFile), 'JIT_SSH_SECRET_KEY_FILE (--secret-key-file)', problems) : undefined);
+  if (v.secretKey && v.secretKeyFile) problems.push('JIT_SSH_SECRET_KEY and JIT_SSH_SECRET_KEY_FILE are both set; use one');
+  if (secretText !== undefined) {
+    secretKey = parseSecretKey(secretText);
+    if (!secretKey) problems.push('JIT_SSH_SECRET_KEY: must be 32 bytes written as base64 or hex (make one with: openssl rand -base64 32)');
+  } else if (v.databaseUrl) {
+    // Every instance on one database must share the key; a generated one would not be shared.
+    problems.push('JIT_SSH_SECRET_KEY: required with DATABASE_URL, the same on every instance (make one with: openssl rand -base64 32)');
   }
   const policyPath = v.policy ? path.resolve(cwd, v.policy) : EXAMPLE_POLICY;
   try {
@@ -140,7 +208,27 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     bodyLimit: v.bodyLimit,
     logLevel: v.logLevel,
     shutdownTimeout: v.shutdownTimeout,
+    secretKey,
+    adminSocket: v.adminSocket ? path.resolve(cwd, v.adminSocket) : path.join(dataDir, 'admin.sock'),
+    auth: Object.freeze({
+      tokenTtl: v.tokenTtl,
+      adminGroup: v.adminGroup,
+      auditorGroup: v.auditorGroup,
+      lockoutThreshold: v.lockoutThreshold,
+      lockoutSeconds: v.lockoutDuration,
+      addressFailureLimit: v.addressFailureLimit,
+      passwordCost: v.passwordCost,
+    }),
   });
+}
+
+function readOr(file: string, name: string, problems: string[]): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    problems.push(`${name}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
+    return undefined;
+  }
 }
 
 /** Settings of the `jit-ssh` helper. */

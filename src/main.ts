@@ -6,6 +6,12 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createIssuer, type Issuer } from './services/issuer.js';
+import { createAuthService, type AuthService } from './services/auth.js';
+import { createUserAdmin, type UserAdmin } from './services/users.js';
+import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
+import { createAdminApp } from './http/admin-app.js';
+import { listenAdminSocket } from './http/admin-socket.js';
+import { socketAddress } from './http/client-address.js';
 import type { ServerConfig } from './config.js';
 import { migrate, openDatabase, type DbHandle } from './db/index.js';
 import { createApp, type App } from './http/app.js';
@@ -41,6 +47,8 @@ export interface RunningServer {
   url: string;
   app: App;
   issuer: Issuer;
+  auth: AuthService;
+  users: UserAdmin;
   database: DbHandle;
   signer: Signer;
   close(): Promise<void>;
@@ -60,19 +68,32 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     await database.close();
     throw e;
   }
+  const box = createSecretBox(config.secretKey ?? (await loadOrCreateSecretKey(config.dataDir)));
   const issuer = createIssuer({ db: database.db, signer: keys.signer });
+  const auth = await createAuthService({ db: database.db, box, settings: config.auth });
+  const users = createUserAdmin({ db: database.db, box, passwordCost: config.auth.passwordCost });
   const app = createApp({
     logger,
     bodyLimit: config.bodyLimit,
     caPublicKeys: () => keys.publicKeys,
     ready: () => database.ping(),
+    auth,
+    clientAddress: socketAddress,
   });
+  let adminSocket: { close(): Promise<void> };
+  try {
+    adminSocket = await listenAdminSocket(config.adminSocket, createAdminApp({ users, logger }).fetch);
+  } catch (e) {
+    await database.close();
+    throw e;
+  }
 
   let server: Server;
   const address = await new Promise<AddressInfo>((resolve, reject) => {
     server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, resolve) as Server;
     server.once('error', reject);
   }).catch(async (e: NodeJS.ErrnoException) => {
+    await adminSocket.close();
     await database.close();
     if (e.code === 'EADDRINUSE') throw new Error(`cannot listen on ${config.host}:${config.port}: the address is in use`);
     throw new Error(`cannot listen on ${config.host}:${config.port}: ${e.message}`);
@@ -85,6 +106,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     ca_key_type: keys.signer.keyType,
     ca_fingerprint: keys.signer.fingerprint,
     trusted_ca_keys: keys.publicKeys.length,
+    admin_socket: config.adminSocket,
   });
 
   let closing: Promise<void> | undefined;
@@ -93,11 +115,11 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);
-      await drained;
+      await Promise.all([drained, adminSocket.close()]);
       clearTimeout(timer);
       await database.close();
     })());
-  return { url, app, issuer, database, signer: keys.signer, close };
+  return { url, app, issuer, auth, users, database, signer: keys.signer, close };
 }
 
 /** Runs the server until SIGTERM or SIGINT, then drains requests and closes the database. */

@@ -23,6 +23,7 @@ test('ok: environment variables are read by their CONTRACT names; flags win over
     JIT_SSH_POLICY: EXAMPLE_POLICY,
     HOST: '0.0.0.0',
     PORT: '9000',
+    JIT_SSH_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
   };
   const c = loadServerConfig(env, {}, '/srv');
   assert.equal(c.databaseUrl, 'postgres://u@db:5432/jit');
@@ -31,6 +32,8 @@ test('ok: environment variables are read by their CONTRACT names; flags win over
   assert.equal(c.caKeyGenerated, false, 'an explicitly named key is never generated');
   assert.equal(c.host, '0.0.0.0');
   assert.equal(c.port, 9000);
+  assert.deepEqual(c.secretKey, Buffer.alloc(32, 7));
+  assert.equal(c.adminSocket, '/var/lib/jit/admin.sock');
   const f = loadServerConfig(env, { port: '9001', 'data-dir': 'd' }, '/srv');
   assert.equal(f.port, 9001);
   assert.equal(f.dataDir, path.resolve('/srv', 'd'));
@@ -63,4 +66,23 @@ test('ok: the helper talks to JIT_SSH_SERVER and keeps its files in JIT_SSH_HOME
   assert.deepEqual(loadClientConfig({ HOME: '/home/a' }), { server: 'http://127.0.0.1:8080', home: '/home/a/.jit-ssh' });
   assert.deepEqual(loadClientConfig({ JIT_SSH_SERVER: 'https://ca.example/', JIT_SSH_HOME: '/tmp/j' }), { server: 'https://ca.example', home: '/tmp/j' });
   assert.throws(() => loadClientConfig({ JIT_SSH_SERVER: 'ftp://x' }), /JIT_SSH_SERVER/);
+});
+
+test('ok: auth settings have safe defaults and take durations', () => {
+  const d = loadServerConfig({}, {}, '/srv');
+  assert.deepEqual({ ...d.auth }, { tokenTtl: 3600, adminGroup: 'admins', auditorGroup: 'auditors', lockoutThreshold: 5, lockoutSeconds: 60, addressFailureLimit: 20, passwordCost: 16 });
+  assert.equal(d.secretKey, null, 'embedded default: the key is generated into the data dir');
+  const c = loadServerConfig({ JIT_SSH_TOKEN_TTL: '15m', JIT_SSH_LOCKOUT_DURATION: '2m' }, { 'password-cost': '14' });
+  assert.equal(c.auth.tokenTtl, 900);
+  assert.equal(c.auth.lockoutSeconds, 120);
+  assert.equal(c.auth.passwordCost, 14);
+  assert.deepEqual(loadServerConfig({ JIT_SSH_SECRET_KEY: 'ab'.repeat(32) }).secretKey, Buffer.alloc(32, 0xab));
+});
+
+test('fail: PostgreSQL needs a shared secret key; a malformed key or auth setting is named', () => {
+  assert.throws(() => loadServerConfig({ DATABASE_URL: 'postgres://db/jit' }), /JIT_SSH_SECRET_KEY: required with DATABASE_URL/);
+  assert.throws(() => loadServerConfig({ JIT_SSH_SECRET_KEY: 'short' }), /JIT_SSH_SECRET_KEY: must be 32 bytes/);
+  assert.throws(() => loadServerConfig({ JIT_SSH_TOKEN_TTL: 'forever' }), /JIT_SSH_TOKEN_TTL \(--token-ttl\): must be a duration/);
+  assert.throws(() => loadServerConfig({ JIT_SSH_PASSWORD_COST: '10' }), /JIT_SSH_PASSWORD_COST.*between 14 and 20/);
+  assert.throws(() => loadServerConfig({ JIT_SSH_ADMIN_GROUP: 'Admins Group' }), /JIT_SSH_ADMIN_GROUP/);
 });

@@ -5,6 +5,7 @@ import { loadServerConfig, SERVER_SETTINGS } from '../config.js';
 import { createLogger, silentLogger } from '../log.js';
 import { loadCaKeys, serveUntilSignalled } from '../main.js';
 import { runCli, UsageError } from './run.js';
+import { userCommand } from './user-commands.js';
 
 const settingFlags = Object.values(SERVER_SETTINGS)
   .filter((s) => s.flag !== null)
@@ -16,7 +17,19 @@ const HELP = `jit-ssh-ca — the jit-ssh certificate authority
 Usage:
   jit-ssh-ca serve [settings]        run the HTTP service (what \`npm start\` runs)
   jit-ssh-ca ca pubkey [settings]    print the TrustedUserCAKeys lines for sshd
+  jit-ssh-ca user add NAME [--groups a,b] [--password-stdin] [--json]
+                                     create a user; prints the TOTP enrollment URI (and a QR code on a terminal)
+  jit-ssh-ca user list [--json]
+  jit-ssh-ca user disable|enable NAME
+  jit-ssh-ca user reset-mfa NAME [--json]     new TOTP secret; the old one and all sessions stop working
+  jit-ssh-ca user set-password NAME [--password-stdin]
+  jit-ssh-ca user set-groups NAME a,b
   jit-ssh-ca --help                  this text
+
+User commands go through the running server's admin socket (DATA_DIR/admin.sock, only
+the CA's OS user can open it) and open the database directly when no server runs. Each
+change is recorded in the audit log as done by os:<your OS user>. The first administrator
+of a new installation is made the same way: jit-ssh-ca user add alice --groups admins
 
 Settings (flags override the environment variables named):
 ${settingFlags}
@@ -27,6 +40,8 @@ Examples:
   DATABASE_URL=postgres://jit@db/jit jit-ssh-ca serve --port 8443
   jit-ssh-ca ca pubkey | sudo tee /etc/ssh/jit-ssh-ca.pub
       then in sshd_config: TrustedUserCAKeys /etc/ssh/jit-ssh-ca.pub
+  jit-ssh-ca user add alice --groups engineering,oncall
+  printf '%s\n' "$PASSWORD" | jit-ssh-ca user add deploy-bot --password-stdin --json
 
 Exit status: 0 on success, 1 when the operation fails, 2 for a wrong command line or setting.
 `;
@@ -42,7 +57,13 @@ function settingsOptions() {
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...settingsOptions(), help: { type: 'boolean', short: 'h' } },
+    options: {
+      ...settingsOptions(),
+      help: { type: 'boolean', short: 'h' },
+      json: { type: 'boolean' },
+      groups: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+    },
     allowPositionals: true,
     strict: true,
   });
@@ -68,6 +89,12 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(keys.publicKeys.join('\n') + '\n');
       return 0;
     }
+    case 'user':
+      return userCommand(sub, rest, loadServerConfig(process.env, flags), {
+        json: values.json === true,
+        groups: values.groups,
+        passwordStdin: values['password-stdin'] === true,
+      });
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }

@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'conflict'
+  | 'rate_limited'
   | 'unavailable';
 
 export class DomainError extends Error {
@@ -18,5 +19,16 @@ export class DomainError extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/** Too many attempts; `retryAfter` seconds until trying again makes sense. */
+export class RateLimitedError extends DomainError {
+  override name = 'RateLimitedError';
+  constructor(
+    message: string,
+    readonly retryAfter: number,
+  ) {
+    super('rate_limited', message);
   }
 }

@@ -6,16 +6,17 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { DomainError } from '../core/errors.js';
+import { DomainError, RateLimitedError } from '../core/errors.js';
 import { errorFields, type Logger } from '../log.js';
 import { accessLog } from './middleware/access-log.js';
 import { requestId } from './middleware/request-id.js';
 import { HttpProblem, problem, STATUS_OF } from './problem.js';
+import { authRoutes, type AuthDeps } from './routes/auth.js';
 import { caRoutes, type CaDeps } from './routes/ca.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
 import type { AppEnv } from './types.js';
 
-export interface AppDeps extends HealthDeps, CaDeps {
+export interface AppDeps extends HealthDeps, CaDeps, AuthDeps {
   logger: Logger;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
@@ -39,11 +40,15 @@ export function createApp(deps: AppDeps) {
 
   app.route('/', healthRoutes(deps));
   app.route('/', caRoutes(deps));
+  app.route('/', authRoutes(deps));
 
   app.notFound((c) => problem(c, 404, `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
-    if (err instanceof HttpProblem) return problem(c, err.status, err.detail, { title: err.title, extra: err.extra });
-    if (err instanceof DomainError) return problem(c, STATUS_OF[err.code], err.message, { code: err.code });
+    if (err instanceof HttpProblem) return problem(c, err.status, err.detail, { title: err.title, extra: err.extra, headers: err.headers });
+    if (err instanceof DomainError) {
+      const headers: Record<string, string> = err instanceof RateLimitedError ? { 'Retry-After': String(err.retryAfter) } : {};
+      return problem(c, STATUS_OF[err.code], err.message, { code: err.code, headers });
+    }
     if (err instanceof HTTPException) return problem(c, err.status as ContentfulStatusCode, err.message || 'request refused');
     // Unknown errors are logged in full and answered with nothing the caller could learn from.
     deps.logger.error('unhandled error', { request_id: c.get('requestId'), ...errorFields(err, true) });

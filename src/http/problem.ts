@@ -12,6 +12,7 @@ export class HttpProblem extends Error {
     readonly title: string,
     readonly detail: string,
     readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
   ) {
     super(detail);
   }
@@ -25,6 +26,7 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  rate_limited: 429,
   unavailable: 503,
 };
 
@@ -50,7 +52,7 @@ export function problem(
   c: Context<AppEnv>,
   status: ContentfulStatusCode,
   detail: string,
-  opts: { title?: string; code?: string; extra?: Record<string, unknown> } = {},
+  opts: { title?: string; code?: string; extra?: Record<string, unknown>; headers?: Record<string, string> } = {},
 ): Response {
   const body = {
     type: 'about:blank',
@@ -61,5 +63,5 @@ export function problem(
     ...(c.get('requestId') ? { request_id: c.get('requestId') } : {}),
     ...opts.extra,
   };
-  return c.body(JSON.stringify(body), status, { 'content-type': 'application/problem+json' });
+  return c.body(JSON.stringify(body), status, { ...opts.headers, 'content-type': 'application/problem+json' });
 }

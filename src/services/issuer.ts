@@ -5,7 +5,8 @@
 // row is committed; if the write fails, the signed bytes are dropped.
 
 import type { Kysely } from 'kysely';
-import { insertCertificate, isUniqueViolation } from '../db/certificates.js';
+import { insertCertificate } from '../db/certificates.js';
+import { isUniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { mintCertificate, type MintedCertificate } from '../ssh/certificate.js';
 import { parseUserPublicKey } from '../ssh/pubkey.js';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { countCertificates, findCertificateBySerial, insertCertificate, isUniqueViolation, type CertificateRecord } from '../../src/db/certificates.js';
+import { countCertificates, findCertificateBySerial, insertCertificate, type CertificateRecord } from '../../src/db/certificates.js';
+import { isUniqueViolation } from '../../src/db/errors.js';
 import { migrate } from '../../src/db/index.js';
 import { MAX_SERIAL } from '../../src/ssh/serial.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';

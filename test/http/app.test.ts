@@ -12,6 +12,9 @@ function build(overrides: Partial<AppDeps> = {}) {
     bodyLimit: 1024,
     caPublicKeys: () => ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDbYqPRrs0Pk7A0jpahG0F1cpXHf0Q8LxDEEGyh3PhkH jit-ssh-ca', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1r2YmO7bMY1g3Yi4XKH8i8h2ZUsp2lm3s9kXUnJ4dY old'],
     ready: async () => {},
+    // These tests do not log in; test/http/auth.test.ts drives the real service.
+    auth: { login: () => Promise.reject(new Error('not in this test')), authenticate: async () => null, logout: async () => {} },
+    clientAddress: () => null,
     ...overrides,
   });
   return { app, lines };

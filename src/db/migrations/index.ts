@@ -3,9 +3,11 @@
 // application; never edit one that has shipped — add a new one.
 import type { Migration, MigrationProvider } from 'kysely';
 import * as certificates from './2026-11-22-01-certificates.js';
+import * as identity from './2026-11-22-02-identity.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-22-01-certificates': certificates,
+  '2026-11-22-02-identity': identity,
 };
 
 export const migrationProvider: MigrationProvider = {

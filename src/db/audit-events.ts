@@ -1,0 +1,42 @@
+// The audit event log: every login, logout and administrative change. Rows
+// are only ever appended (the table refuses UPDATE, DELETE and TRUNCATE).
+
+import type { Kysely, Transaction } from 'kysely';
+import type { AuditEventRow, Database } from './schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export interface AuditEvent {
+  at: Date;
+  /** Who did it: a user name, `os:NAME` for the local admin, or `anonymous`. */
+  actor: string;
+  /** What happened, dotted: `login.ok`, `login.failed`, `user.add`, ... */
+  action: string;
+  target: string | null;
+  outcome: 'ok' | 'failed' | 'refused';
+  clientAddress: string | null;
+  details?: Record<string, unknown>;
+}
+
+export async function appendEvent(db: Db, e: AuditEvent): Promise<void> {
+  await db
+    .insertInto('audit_events')
+    .values({
+      at: e.at,
+      actor: e.actor,
+      action: e.action,
+      target: e.target,
+      outcome: e.outcome,
+      client_address: e.clientAddress,
+      details: JSON.stringify(e.details ?? {}),
+    })
+    .execute();
+}
+
+export async function listEvents(db: Db, filter: { action?: string; target?: string; actor?: string; limit?: number } = {}): Promise<AuditEventRow[]> {
+  let q = db.selectFrom('audit_events').selectAll();
+  if (filter.action) q = q.where('action', '=', filter.action);
+  if (filter.target) q = q.where('target', '=', filter.target);
+  if (filter.actor) q = q.where('actor', '=', filter.actor);
+  return q.orderBy('id').limit(filter.limit ?? 1000).execute();
+}

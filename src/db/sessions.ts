@@ -1,0 +1,50 @@
+// Login sessions, found by the hash of their bearer token.
+
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from './schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export interface SessionUser {
+  username: string;
+  groups: string[];
+  expiresAt: Date;
+}
+
+export async function insertSession(db: Db, s: { tokenHash: Buffer; username: string; createdAt: Date; expiresAt: Date; clientAddress: string | null }): Promise<void> {
+  await db
+    .insertInto('sessions')
+    .values({ token_hash: s.tokenHash, username: s.username, created_at: s.createdAt, expires_at: s.expiresAt, client_address: s.clientAddress })
+    .execute();
+}
+
+/** The session's user when the session is live and the user enabled; checked on every request. */
+export async function findLiveSession(db: Db, tokenHash: Buffer, now: Date): Promise<SessionUser | undefined> {
+  const row = await db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.name', 'sessions.username')
+    .select(['users.name', 'users.groups', 'sessions.expires_at'])
+    .where('sessions.token_hash', '=', tokenHash)
+    .where('sessions.revoked_at', 'is', null)
+    .where('sessions.expires_at', '>', now)
+    .where('users.enabled', '=', true)
+    .executeTakeFirst();
+  return row && { username: row.name, groups: row.groups, expiresAt: row.expires_at };
+}
+
+export async function revokeSession(db: Db, tokenHash: Buffer, now: Date): Promise<boolean> {
+  const res = await db.updateTable('sessions').set({ revoked_at: now }).where('token_hash', '=', tokenHash).where('revoked_at', 'is', null).executeTakeFirst();
+  return res.numUpdatedRows > 0n;
+}
+
+export async function revokeUserSessions(db: Db, username: string, now: Date): Promise<number> {
+  const res = await db.updateTable('sessions').set({ revoked_at: now }).where('username', '=', username).where('revoked_at', 'is', null).executeTakeFirst();
+  return Number(res.numUpdatedRows);
+}
+
+/** Removes sessions that ended more than `keepSeconds` ago. */
+export async function pruneSessions(db: Db, now: Date, keepSeconds: number): Promise<number> {
+  const cutoff = new Date(now.getTime() - keepSeconds * 1000);
+  const res = await db.deleteFrom('sessions').where('expires_at', '<', cutoff).executeTakeFirst();
+  return Number(res.numDeletedRows);
+}

@@ -1,0 +1,155 @@
+// Login, in this order: throttles → password → TOTP → enabled → the TOTP
+// step is consumed → session. Every failure answers the same way and costs
+// the same work whether or not the user exists; the audit log keeps the real
+// reason.
+
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { AuthSettings } from '../config.js';
+import { DomainError, RateLimitedError } from '../core/errors.js';
+import { hashPassword, verifyPassword } from '../auth/password.js';
+import type { SecretBox } from '../auth/secret-box.js';
+import { hashToken, looksLikeToken, newToken } from '../auth/tokens.js';
+import { newTotpSecret, verifyTotp } from '../auth/totp.js';
+import { appendEvent } from '../db/audit-events.js';
+import type { Database } from '../db/schema.js';
+import { findLiveSession, insertSession, revokeSession } from '../db/sessions.js';
+import { clearThrottle, getThrottle, recordUserFailure, recordWindowFailure } from '../db/throttle.js';
+import { consumeTotpStep, findUser, updateUser } from '../db/users.js';
+
+export const LOGIN_FAILED = 'invalid username, password or code';
+const ADDRESS_WINDOW_SECONDS = 600;
+const MAX_LOCKOUT_SECONDS = 3600;
+const DUMMY_CONTEXT = 'user:\0none';
+
+export interface Principal {
+  username: string;
+  groups: string[];
+  isAdmin: boolean;
+  isAuditor: boolean;
+  expiresAt: Date;
+}
+
+export interface LoginInput {
+  username: unknown;
+  password: unknown;
+  totp: unknown;
+  clientAddress: string | null;
+}
+
+export interface LoginOutput {
+  token: string;
+  expires_at: string;
+  username: string;
+}
+
+export interface AuthService {
+  login(input: LoginInput): Promise<LoginOutput>;
+  /** The principal behind a bearer token, or null (unknown, expired, revoked, user disabled). */
+  authenticate(token: string): Promise<Principal | null>;
+  logout(token: string, clientAddress: string | null): Promise<void>;
+}
+
+export interface AuthDeps {
+  db: Kysely<Database>;
+  box: SecretBox;
+  settings: AuthSettings;
+  now?: () => Date;
+}
+
+/** Sealed secrets are bound to their owner: the context is the user's name. */
+export function totpContext(username: string): string {
+  return `user:${username}`;
+}
+
+export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
+  const { db, box, settings } = deps;
+  const now = deps.now ?? (() => new Date());
+  // Stand-ins for a user who does not exist, with the same costs as a real one.
+  const dummyHash = await hashPassword(randomBytes(24).toString('base64'), settings.passwordCost);
+  const dummySealed = box.seal(newTotpSecret(), DUMMY_CONTEXT);
+
+  const principalOf = (username: string, groups: string[], expiresAt: Date): Principal => ({
+    username,
+    groups,
+    isAdmin: groups.includes(settings.adminGroup),
+    isAuditor: groups.includes(settings.auditorGroup),
+    expiresAt,
+  });
+
+  async function refuse(at: Date, username: string, clientAddress: string | null, reason: string, retryAfter: number): Promise<never> {
+    await appendEvent(db, { at, actor: username, action: 'login.failed', target: username, outcome: 'refused', clientAddress, details: { reason } });
+    throw new RateLimitedError('too many failed logins; try again later', retryAfter);
+  }
+
+  async function authenticate(token: string): Promise<Principal | null> {
+    if (!looksLikeToken(token)) return null;
+    const s = await findLiveSession(db, hashToken(token), now());
+    return s ? principalOf(s.username, s.groups, s.expiresAt) : null;
+  }
+
+  return {
+    authenticate,
+
+    async login(input) {
+      const at = now();
+      const { username, password, totp, clientAddress } = input;
+      if (typeof username !== 'string' || typeof password !== 'string' || typeof totp !== 'string' || username.length === 0 || username.length > 128) {
+        throw new DomainError('invalid_input', 'username, password and totp are required strings');
+      }
+      const addrKey = `addr:${clientAddress ?? 'unknown'}`;
+      const userKey = `user:${username}`;
+
+      const addr = await getThrottle(db, addrKey);
+      const windowStart = at.getTime() - ADDRESS_WINDOW_SECONDS * 1000;
+      if (addr && addr.failures >= settings.addressFailureLimit && addr.windowStart.getTime() > windowStart) {
+        await refuse(at, username, clientAddress, 'address_rate_limited', Math.ceil((addr.windowStart.getTime() - windowStart) / 1000));
+      }
+      const locked = (await getThrottle(db, userKey))?.lockedUntil;
+      if (locked && locked > at) await refuse(at, username, clientAddress, 'locked', Math.ceil((locked.getTime() - at.getTime()) / 1000));
+
+      const user = await findUser(db, username);
+      const pw = await verifyPassword(user?.password_hash ?? dummyHash, password, settings.passwordCost);
+      const secret = box.open(user?.totp_secret ?? dummySealed, user ? totpContext(user.name) : DUMMY_CONTEXT);
+      const step = await verifyTotp(secret, totp, Math.floor(at.getTime() / 1000));
+
+      let reason: string | null = null;
+      if (!user) reason = 'unknown_user';
+      else if (!pw.ok) reason = 'bad_password';
+      else if (step === null) reason = 'bad_totp';
+      else if (!user.enabled) reason = 'disabled';
+      else if (!(await consumeTotpStep(db, user.name, step))) reason = 'totp_replay';
+
+      if (reason !== null || !user) {
+        const lockedUntil = await recordUserFailure(db, userKey, at, settings.lockoutThreshold, settings.lockoutSeconds, MAX_LOCKOUT_SECONDS);
+        await recordWindowFailure(db, addrKey, at, ADDRESS_WINDOW_SECONDS);
+        await appendEvent(db, { at, actor: username, action: 'login.failed', target: username, outcome: 'failed', clientAddress, details: { reason } });
+        if (lockedUntil) {
+          await appendEvent(db, { at, actor: 'jit-ssh', action: 'login.lockout', target: username, outcome: 'ok', clientAddress, details: { until: lockedUntil.toISOString() } });
+        }
+        throw new DomainError('unauthenticated', LOGIN_FAILED);
+      }
+
+      await clearThrottle(db, userKey);
+      const token = newToken();
+      const expiresAt = new Date(at.getTime() + settings.tokenTtl * 1000);
+      const rehash = pw.needsRehash ? await hashPassword(password, settings.passwordCost) : undefined;
+      await db.transaction().execute(async (trx) => {
+        await insertSession(trx, { tokenHash: hashToken(token), username: user.name, createdAt: at, expiresAt, clientAddress });
+        await updateUser(trx, user.name, { lastLoginAt: at, passwordHash: rehash }, at);
+        await appendEvent(trx, { at, actor: user.name, action: 'login.ok', target: user.name, outcome: 'ok', clientAddress, details: rehash ? { password_rehashed: true } : {} });
+      });
+      return { token, expires_at: expiresAt.toISOString(), username: user.name };
+    },
+
+    async logout(token, clientAddress) {
+      const at = now();
+      const principal = await authenticate(token);
+      if (!principal) throw new DomainError('unauthenticated', 'not logged in');
+      await db.transaction().execute(async (trx) => {
+        await revokeSession(trx, hashToken(token), at);
+        await appendEvent(trx, { at, actor: principal.username, action: 'logout', target: principal.username, outcome: 'ok', clientAddress });
+      });
+    },
+  };
+}

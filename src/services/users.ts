@@ -1,0 +1,141 @@
+// Administration of people: the same operations whether they arrive over the
+// local admin socket or run against the database directly. Each change and
+// its audit event are written in one transaction, naming who did it.
+
+import type { Kysely } from 'kysely';
+import { DomainError } from '../core/errors.js';
+import { validGroupName, validUserName } from '../core/names.js';
+import { hashPassword, passwordProblem } from '../auth/password.js';
+import type { SecretBox } from '../auth/secret-box.js';
+import { enrollmentUri, newTotpSecret } from '../auth/totp.js';
+import { appendEvent } from '../db/audit-events.js';
+import { isUniqueViolation } from '../db/errors.js';
+import type { Database, UserRow } from '../db/schema.js';
+import { revokeUserSessions } from '../db/sessions.js';
+import { findUser, insertUser, listUsers, updateUser, type UserPatch } from '../db/users.js';
+import { totpContext } from './auth.js';
+
+export interface UserView {
+  name: string;
+  groups: string[];
+  enabled: boolean;
+  created_at: string;
+  updated_at: string;
+  last_login_at: string | null;
+}
+
+export interface Enrollment {
+  name: string;
+  groups: string[];
+  /** `otpauth://totp/jit-ssh:NAME?secret=...&issuer=jit-ssh`, shown once. */
+  otpauth_uri: string;
+}
+
+/** What the `jit-ssh-ca user` commands need; implemented locally and over the admin socket. */
+export interface UserAdmin {
+  add(input: { name: string; groups: string[]; password: string }, actor: string): Promise<Enrollment>;
+  list(): Promise<UserView[]>;
+  disable(name: string, actor: string): Promise<void>;
+  enable(name: string, actor: string): Promise<void>;
+  resetMfa(name: string, actor: string): Promise<Enrollment>;
+  setPassword(name: string, password: string, actor: string): Promise<void>;
+  setGroups(name: string, groups: string[], actor: string): Promise<void>;
+}
+
+export interface UserAdminDeps {
+  db: Kysely<Database>;
+  box: SecretBox;
+  passwordCost: number;
+  now?: () => Date;
+}
+
+function view(u: UserRow): UserView {
+  return {
+    name: u.name,
+    groups: u.groups,
+    enabled: u.enabled,
+    created_at: u.created_at.toISOString(),
+    updated_at: u.updated_at.toISOString(),
+    last_login_at: u.last_login_at?.toISOString() ?? null,
+  };
+}
+
+function checkName(name: unknown): string {
+  if (!validUserName(name)) throw new DomainError('invalid_input', `invalid user name ${JSON.stringify(name)}: use lower-case letters, digits, _ . - (at most 64)`);
+  return name;
+}
+
+function checkGroups(groups: unknown): string[] {
+  if (!Array.isArray(groups)) throw new DomainError('invalid_input', 'groups must be a list');
+  for (const g of groups) if (!validGroupName(g)) throw new DomainError('invalid_input', `invalid group name ${JSON.stringify(g)}`);
+  return [...new Set(groups as string[])].sort();
+}
+
+function checkPassword(password: unknown): string {
+  const problem = passwordProblem(password as string);
+  if (problem) throw new DomainError('invalid_input', problem);
+  return password as string;
+}
+
+export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
+  const { db, box } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  /** Changes a user and records it; `revoke` also ends their sessions at once. */
+  async function change(name: string, actor: string, action: string, patch: UserPatch, revoke: boolean, details: Record<string, unknown> = {}) {
+    checkName(name);
+    const at = now();
+    await db.transaction().execute(async (trx) => {
+      if (!(await updateUser(trx, name, patch, at))) throw new DomainError('not_found', `no user ${name}`);
+      const revoked = revoke ? await revokeUserSessions(trx, name, at) : 0;
+      await appendEvent(trx, { at, actor, action, target: name, outcome: 'ok', clientAddress: null, details: { ...details, ...(revoke ? { sessions_revoked: revoked } : {}) } });
+    });
+  }
+
+  return {
+    async add(input, actor) {
+      const name = checkName(input.name);
+      const groups = checkGroups(input.groups);
+      const password = checkPassword(input.password);
+      const secret = newTotpSecret();
+      const at = now();
+      const passwordHash = await hashPassword(password, deps.passwordCost);
+      try {
+        await db.transaction().execute(async (trx) => {
+          await insertUser(trx, { name, groups, passwordHash, sealedTotpSecret: box.seal(secret, totpContext(name)) }, at);
+          await appendEvent(trx, { at, actor, action: 'user.add', target: name, outcome: 'ok', clientAddress: null, details: { groups } });
+        });
+      } catch (e) {
+        if (isUniqueViolation(e, 'users_pkey')) throw new DomainError('conflict', `user ${name} already exists`);
+        throw e;
+      }
+      return { name, groups, otpauth_uri: enrollmentUri(name, secret) };
+    },
+
+    async list() {
+      return (await listUsers(db)).map(view);
+    },
+
+    disable: (name, actor) => change(name, actor, 'user.disable', { enabled: false }, true),
+    enable: (name, actor) => change(name, actor, 'user.enable', { enabled: true }, false),
+
+    async resetMfa(name, actor) {
+      checkName(name);
+      const secret = newTotpSecret();
+      // The old device may be lost: its codes stop working and its sessions end.
+      await change(name, actor, 'user.reset_mfa', { sealedTotpSecret: box.seal(secret, totpContext(name)), resetTotpStep: true }, true);
+      const u = await findUser(db, name);
+      return { name, groups: u?.groups ?? [], otpauth_uri: enrollmentUri(name, secret) };
+    },
+
+    async setPassword(name, password, actor) {
+      const hash = await hashPassword(checkPassword(password), deps.passwordCost);
+      await change(name, actor, 'user.set_password', { passwordHash: hash }, true);
+    },
+
+    async setGroups(name, groups, actor) {
+      const clean = checkGroups(groups);
+      await change(name, actor, 'user.set_groups', { groups: clean }, false, { groups: clean });
+    },
+  };
+}
