@@ -90,7 +90,7 @@ describe('jit-ssh-ca serve on PostgreSQL', { skip: POSTGRES_URL ? false : 'set T
   test('ok: starts, migrates, reports ready, and stops', async () => {
     const { url, drop } = await createPostgresDatabase();
     try {
-      const server = await startServerProcess(cleanEnv({ DATABASE_URL: url, JIT_SSH_DATA_DIR: tempDir() }));
+      const server = await startServerProcess(cleanEnv({ DATABASE_URL: url, JIT_SSH_DATA_DIR: tempDir(), JIT_SSH_SECRET_KEY: Buffer.alloc(32, 5).toString('base64') }));
       assert.equal(server.logs.find((l) => l['msg'] === 'listening')?.['database'], 'postgres');
       assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
       assert.ok(!JSON.stringify(server.logs).includes(url), 'the database URL was logged');
