@@ -14,6 +14,8 @@ import { listenAdminSocket } from './http/admin-socket.js';
 import { socketAddress } from './http/client-address.js';
 import type { ServerConfig } from './config.js';
 import { migrate, openDatabase, type DbHandle } from './db/index.js';
+import { pruneSessions } from './db/sessions.js';
+import { pruneThrottle } from './db/throttle.js';
 import { createApp, type App } from './http/app.js';
 import { errorFields, type Logger } from './log.js';
 import { generateCaKey, loadCaKey, loadTrustedKeys } from './ssh/ca-key.js';
@@ -109,9 +111,20 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     admin_socket: config.adminSocket,
   });
 
+  // Housekeeping: ended sessions and idle login counters are dropped after a
+  // day (the audit log keeps the history). Any instance may do it; it is idempotent.
+  const housekeeping = setInterval(() => {
+    const now = new Date();
+    Promise.all([pruneSessions(database.db, now, 86_400), pruneThrottle(database.db, now, 86_400)]).catch((e) =>
+      logger.warn('housekeeping failed', errorFields(e)),
+    );
+  }, 3_600_000);
+  housekeeping.unref();
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      clearInterval(housekeeping);
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);

@@ -54,3 +54,14 @@ export async function recordWindowFailure(db: Db, key: string, now: Date, window
 export async function clearThrottle(db: Db, key: string): Promise<void> {
   await db.deleteFrom('login_throttle').where('key', '=', key).execute();
 }
+
+/** Drops counters nobody has touched for `idleSeconds` (locks long over, windows long closed). */
+export async function pruneThrottle(db: Db, now: Date, idleSeconds: number): Promise<number> {
+  const cutoff = new Date(now.getTime() - idleSeconds * 1000);
+  const res = await db
+    .deleteFrom('login_throttle')
+    .where('window_start', '<', cutoff)
+    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', cutoff)]))
+    .executeTakeFirst();
+  return Number(res.numDeletedRows);
+}

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { listEvents } from '../../src/db/audit-events.js';
+import { admins, auditors, requireRole, requireUser } from '../../src/http/middleware/auth.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { identity, TestClock, totpAt } from '../helpers/identity.js';
 
@@ -173,3 +174,34 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('authorization middleware (embedded)', () => {
+  test('ok/fail: admin-only and auditor-only routes follow the configured groups', async () => {
+    const t = await BACKENDS[0]!.open();
+    try {
+      const clock = new TestClock();
+      const id = await identity(t.db, clock, { adminGroup: 'ca-admins', auditorGroup: 'compliance' });
+      id.app.get('/v1/only-admins', requireUser(id.auth), requireRole(admins, 'administrators'), (c) => c.text('ok'));
+      id.app.get('/v1/only-auditors', requireUser(id.auth), requireRole(auditors, 'auditors'), (c) => c.text('ok'));
+      const tokenOf = async (name: string, groups: string[]) => {
+        const u = await id.addUser(name, groups);
+        return ((await (await id.login({ username: name, password: u.password, totp: totpAt(u.secret, clock) })).json()) as { token: string }).token;
+      };
+      const admin = await tokenOf('ada', ['ca-admins']);
+      const auditor = await tokenOf('aud', ['compliance']);
+      const plain = await tokenOf('pla', ['admins', 'auditors']); // the default names mean nothing here
+      const get = async (path: string, tok: string) => (await id.app.request(path, { headers: { Authorization: `Bearer ${tok}` } })).status;
+      assert.deepEqual(
+        [await get('/v1/only-admins', admin), await get('/v1/only-admins', auditor), await get('/v1/only-admins', plain)],
+        [200, 403, 403],
+      );
+      assert.deepEqual(
+        [await get('/v1/only-auditors', admin), await get('/v1/only-auditors', auditor), await get('/v1/only-auditors', plain)],
+        [200, 200, 403],
+      );
+      assert.equal((await id.app.request('/v1/only-admins')).status, 401);
+    } finally {
+      await t.cleanup();
+    }
+  });
+});

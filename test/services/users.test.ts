@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { listEvents } from '../../src/db/audit-events.js';
+import { pruneSessions } from '../../src/db/sessions.js';
+import { pruneThrottle } from '../../src/db/throttle.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { identity, secretOf, TestClock, totpAt } from '../helpers/identity.js';
 
@@ -73,3 +75,23 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('housekeeping (embedded)', () => {
+  test('ok: ended sessions and idle login counters are pruned; live ones stay', async () => {
+    const t = await BACKENDS[0]!.open();
+    try {
+      const clock = new TestClock();
+      const id = await identity(t.db, clock);
+      const pia = await id.addUser('pia');
+      await id.login({ username: 'pia', password: pia.password, totp: totpAt(pia.secret, clock) });
+      await id.login({ username: 'ghost', password: 'wrong-password-x', totp: '000000' });
+      assert.equal(await pruneSessions(t.db, clock.now(), 86_400), 0, 'a live session was pruned');
+      assert.equal(await pruneThrottle(t.db, clock.now(), 86_400), 0, 'a fresh counter was pruned');
+      clock.advance(3600 + 86_400 + 1);
+      assert.equal(await pruneSessions(t.db, clock.now(), 86_400), 1);
+      assert.equal(await pruneThrottle(t.db, clock.now(), 86_400), 2);
+    } finally {
+      await t.cleanup();
+    }
+  });
+});
