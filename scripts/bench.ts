@@ -5,7 +5,8 @@
 // Optional: BENCH_SECONDS (default 3) per measurement.
 
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { generate } from 'otplib';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,9 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import sshpk from 'sshpk';
 import { createIssuer, type IssueInput } from '../src/services/issuer.js';
+import { createSecretBox } from '../src/auth/secret-box.js';
+import { createAuthService } from '../src/services/auth.js';
+import { createUserAdmin } from '../src/services/users.js';
 import { migrate, openDatabase, type DbHandle } from '../src/db/index.js';
 import { mintCertificate } from '../src/ssh/certificate.js';
 import { parseUserPublicKey } from '../src/ssh/pubkey.js';
@@ -152,6 +156,28 @@ if (PG_URL) {
   }
 }
 
+process.stderr.write('login (bounded by the password KDF, scrypt N=2^16)\n');
+{
+  const h = await openDatabase({ databaseUrl: null, dataDir: null });
+  await migrate(h.db);
+  const box = createSecretBox(randomBytes(32));
+  const settings = { tokenTtl: 3600, adminGroup: 'admins', auditorGroup: 'auditors', lockoutThreshold: 1_000_000, lockoutSeconds: 60, addressFailureLimit: 1_000_000, passwordCost: 16 };
+  const auth = await createAuthService({ db: h.db, box, settings });
+  const enrollment = await createUserAdmin({ db: h.db, box, passwordCost: 16 }).add({ name: 'bench', groups: [], password: 'bench-password-long' }, 'os:bench');
+  const secret = new URL(enrollment.otpauth_uri).searchParams.get('secret')!;
+  let t = Math.floor(Date.now() / 1000);
+  const okAuth = await createAuthService({ db: h.db, box, settings, now: () => new Date(t * 1000) });
+  const fail = (username: string) => () => auth.login({ username, password: 'wrong-password-here', totp: '000000', clientAddress: 'bench' }).catch(() => {});
+  await measure('login refused: existing user, wrong password', 2, fail('bench'));
+  await measure('login refused: unknown user', 2, fail('nobody-here'));
+  await measure('login ok (fresh TOTP step each time)', 1, async () => {
+    t += 30; // each login needs a step not used before
+    const code = await generate({ secret, epoch: t });
+    await okAuth.login({ username: 'bench', password: 'bench-password-long', totp: code, clientAddress: 'bench' });
+  });
+  await h.close();
+}
+
 rmSync(tmp, { recursive: true, force: true });
 
 const rows = results.map((r) => `| ${r.name} | ${r.concurrency} | ${r.perSecond.toFixed(0)} | ${r.p50ms.toFixed(2)} | ${r.p99ms.toFixed(2)} |`);
@@ -167,4 +193,7 @@ for (const r of rawInsert) {
 mkdirSync('bench-results', { recursive: true });
 const out = path.join('bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, cpus: os.cpus().length, results }, null, 2));
+const known = results.find((r) => r.name === 'login refused: existing user, wrong password');
+const unknown = results.find((r) => r.name === 'login refused: unknown user');
+if (known && unknown) console.log(`  login failure p50, unknown / existing user = ${(unknown.p50ms / known.p50ms).toFixed(2)} (1.00 = indistinguishable)`);
 console.log(`\nwritten to ${out}`);
