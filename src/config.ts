@@ -36,6 +36,8 @@ export interface ServerConfig {
   /** Unix socket for local administration (`jit-ssh-ca user ...` while the server runs). */
   adminSocket: string;
   auth: AuthSettings;
+  /** HMAC key signing outgoing webhooks; null = unsigned. */
+  webhookSecret: Buffer | null;
 }
 
 export interface AuthSettings {
@@ -91,6 +93,8 @@ export const SERVER_SETTINGS = {
   lockoutThreshold: { env: 'JIT_SSH_LOCKOUT_THRESHOLD', flag: 'lockout-threshold', help: 'failed logins before a user is locked (default 5)' },
   lockoutDuration: { env: 'JIT_SSH_LOCKOUT_DURATION', flag: 'lockout-duration', help: 'first lockout; doubles each time up to 1h (default 1m)' },
   addressFailureLimit: { env: 'JIT_SSH_ADDRESS_FAILURE_LIMIT', flag: 'address-failure-limit', help: 'failed logins per client address per 10 minutes (default 20)' },
+  webhookSecret: { env: 'JIT_SSH_WEBHOOK_SECRET', flag: null, help: 'HMAC-SHA256 key signing webhook bodies (environment only)' },
+  webhookSecretFile: { env: 'JIT_SSH_WEBHOOK_SECRET_FILE', flag: 'webhook-secret-file', help: 'file holding JIT_SSH_WEBHOOK_SECRET' },
   passwordCost: { env: 'JIT_SSH_PASSWORD_COST', flag: 'password-cost', help: 'scrypt cost log2(N), 14-20 (default 16: 64 MiB, ~0.2 s)' },
 } as const;
 
@@ -149,6 +153,8 @@ const schema = z.object({
   lockoutDuration: duration(1, 86400).default(60),
   addressFailureLimit: intIn(1, 100000).default(20),
   passwordCost: intIn(14, 20).default(16),
+  webhookSecret: z.string().min(16, 'must be at least 16 characters').optional(),
+  webhookSecretFile: z.string().optional(),
 });
 
 /** A 32-byte key written as base64 (44 characters) or hex (64). */
@@ -188,6 +194,8 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     // Every instance on one database must share the key; a generated one would not be shared.
     problems.push('JIT_SSH_SECRET_KEY: required with DATABASE_URL, the same on every instance (make one with: openssl rand -base64 32)');
   }
+  if (v.webhookSecret && v.webhookSecretFile) problems.push('JIT_SSH_WEBHOOK_SECRET and JIT_SSH_WEBHOOK_SECRET_FILE are both set; use one');
+  const webhookText = v.webhookSecret ?? (v.webhookSecretFile ? readOr(path.resolve(cwd, v.webhookSecretFile), 'JIT_SSH_WEBHOOK_SECRET_FILE (--webhook-secret-file)', problems)?.trim() : undefined);
   const policyPath = v.policy ? path.resolve(cwd, v.policy) : EXAMPLE_POLICY;
   try {
     readFileSync(policyPath);
@@ -209,6 +217,7 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     logLevel: v.logLevel,
     shutdownTimeout: v.shutdownTimeout,
     secretKey,
+    webhookSecret: webhookText ? Buffer.from(webhookText, 'utf8') : null,
     adminSocket: v.adminSocket ? path.resolve(cwd, v.adminSocket) : path.join(dataDir, 'admin.sock'),
     auth: Object.freeze({
       tokenTtl: v.tokenTtl,

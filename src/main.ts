@@ -8,6 +8,12 @@ import { serve } from '@hono/node-server';
 import { createIssuer, type Issuer } from './services/issuer.js';
 import { createAuthService, type AuthService } from './services/auth.js';
 import { createUserAdmin, type UserAdmin } from './services/users.js';
+import { createRequestService, type RequestService } from './services/requests.js';
+import { createCertificateService } from './services/certificates.js';
+import { createNotifier, type Notifier } from './services/notify.js';
+import { createPolicyStore } from './services/policy-store.js';
+import { PolicyError } from './core/policy.js';
+import { appendEvent } from './db/audit-events.js';
 import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
 import { createAdminApp } from './http/admin-app.js';
 import { listenAdminSocket } from './http/admin-socket.js';
@@ -17,6 +23,7 @@ import { migrate, openDatabase, type DbHandle } from './db/index.js';
 import { pruneSessions } from './db/sessions.js';
 import { pruneThrottle } from './db/throttle.js';
 import { createApp, type App } from './http/app.js';
+import type { PolicyReloadResult } from './http/routes/admin.js';
 import { errorFields, type Logger } from './log.js';
 import { generateCaKey, loadCaKey, loadTrustedKeys } from './ssh/ca-key.js';
 import { parsePublicKeyBlob } from './ssh/pubkey.js';
@@ -51,12 +58,21 @@ export interface RunningServer {
   issuer: Issuer;
   auth: AuthService;
   users: UserAdmin;
+  requests: RequestService;
+  notifier: Notifier;
+  /** Re-reads the policy file (what SIGHUP does); an invalid file is refused and logged. */
+  reloadPolicy(actor: string): Promise<PolicyReloadResult>;
   database: DbHandle;
   signer: Signer;
   close(): Promise<void>;
 }
 
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
+  // The policy first: an invalid file stops start-up before anything opens.
+  const policyStore = await createPolicyStore(config.policyPath);
+  if (policyStore.current().webhooks.length > 0 && !config.webhookSecret) {
+    logger.warn('webhooks are configured but JIT_SSH_WEBHOOK_SECRET is not: their bodies go unsigned');
+  }
   const keys = await loadCaKeys(config, logger);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -74,6 +90,21 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const issuer = createIssuer({ db: database.db, signer: keys.signer });
   const auth = await createAuthService({ db: database.db, box, settings: config.auth });
   const users = createUserAdmin({ db: database.db, box, passwordCost: config.auth.passwordCost });
+  const requests = createRequestService({ db: database.db, policy: policyStore.current });
+  const certificates = createCertificateService({ db: database.db, issuer, policy: policyStore.current });
+  const notifier = createNotifier({ db: database.db, secret: config.webhookSecret, logger });
+  const reloadPolicy = async (actor: string): Promise<PolicyReloadResult> => {
+    let result: PolicyReloadResult;
+    try {
+      result = { ok: true, ...(await policyStore.reload()) };
+      logger.info('policy reloaded', { digest: result.digest, roles: result.roles, changed: result.changed });
+    } catch (e) {
+      result = { ok: false, problems: e instanceof PolicyError ? e.problems : [(e as Error).message] };
+      logger.error('policy reload refused; the policy in force is unchanged', { problems: result.problems });
+    }
+    await appendEvent(database.db, { at: new Date(), actor, action: 'policy.reload', target: config.policyPath, outcome: result.ok ? 'ok' : 'refused', clientAddress: null, details: result });
+    return result;
+  };
   const app = createApp({
     logger,
     bodyLimit: config.bodyLimit,
@@ -81,6 +112,9 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     ready: () => database.ping(),
     auth,
     clientAddress: socketAddress,
+    requests,
+    certificates,
+    reloadPolicy,
   });
   let adminSocket: { close(): Promise<void> };
   try {
@@ -120,11 +154,19 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     );
   }, 3_600_000);
   housekeeping.unref();
+  // Unanswered requests expire on time even when nobody looks at them.
+  const expiry = setInterval(() => {
+    requests.expireDue().catch((e) => logger.warn('request expiry failed', errorFields(e)));
+  }, 15_000);
+  expiry.unref();
+  notifier.start();
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       clearInterval(housekeeping);
+      clearInterval(expiry);
+      await notifier.stop();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);
@@ -132,7 +174,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       clearTimeout(timer);
       await database.close();
     })());
-  return { url, app, issuer, auth, users, database, signer: keys.signer, close };
+  return { url, app, issuer, auth, users, requests, notifier, reloadPolicy, database, signer: keys.signer, close };
 }
 
 /** Runs the server until SIGTERM or SIGINT, then drains requests and closes the database. */
@@ -149,6 +191,7 @@ export async function serveUntilSignalled(config: ServerConfig, logger: Logger):
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    process.on('SIGHUP', () => void running.reloadPolicy('os:SIGHUP'));
   });
   logger.info('stopped');
 }

@@ -6,6 +6,7 @@ import { createLogger, silentLogger } from '../log.js';
 import { loadCaKeys, serveUntilSignalled } from '../main.js';
 import { runCli, UsageError } from './run.js';
 import { userCommand } from './user-commands.js';
+import { policyCheck } from './policy-commands.js';
 
 const settingFlags = Object.values(SERVER_SETTINGS)
   .filter((s) => s.flag !== null)
@@ -24,6 +25,7 @@ Usage:
   jit-ssh-ca user reset-mfa NAME [--json]     new TOTP secret; the old one and all sessions stop working
   jit-ssh-ca user set-password NAME [--password-stdin]
   jit-ssh-ca user set-groups NAME a,b
+  jit-ssh-ca policy check FILE       validate a policy file; prints every problem with its path
   jit-ssh-ca --help                  this text
 
 User commands go through the running server's admin socket (DATA_DIR/admin.sock, only
@@ -42,6 +44,9 @@ Examples:
       then in sshd_config: TrustedUserCAKeys /etc/ssh/jit-ssh-ca.pub
   jit-ssh-ca user add alice --groups engineering,oncall
   printf '%s\n' "$PASSWORD" | jit-ssh-ca user add deploy-bot --password-stdin --json
+
+The policy in force is re-read on SIGHUP (kill -HUP <pid>) or POST /v1/admin/policy/reload;
+an invalid file is refused and the policy in force stays.
 
 Exit status: 0 on success, 1 when the operation fails, 2 for a wrong command line or setting.
 `;
@@ -88,6 +93,10 @@ async function main(argv: string[]): Promise<number> {
       const keys = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);
       process.stdout.write(keys.publicKeys.join('\n') + '\n');
       return 0;
+    }
+    case 'policy': {
+      if (sub !== 'check' || rest.length !== 1) throw new UsageError('usage: jit-ssh-ca policy check FILE');
+      return policyCheck(rest[0]!);
     }
     case 'user':
       return userCommand(sub, rest, loadServerConfig(process.env, flags), {

@@ -63,13 +63,82 @@ export interface AuditEventsTable {
   details: ColumnType<Record<string, unknown>, string, never>;
 }
 
+export type RequestStatus = 'pending' | 'approved' | 'denied' | 'cancelled' | 'expired';
+
+export interface RequestsTable {
+  id: string;
+  requester: string;
+  role: string;
+  duration_seconds: number;
+  reason: string;
+  ticket: string | null;
+  break_glass: boolean;
+  status: RequestStatus;
+  decision_outcome: string;
+  decision_rule: string;
+  decision_reason: string;
+  policy_digest: string;
+  required_approvals: number;
+  extends_grant: string | null;
+  created_at: Date;
+  expires_at: Date;
+  closed_at: Date | null;
+  closed_by: string | null;
+  close_reason: string | null;
+  client_address: string | null;
+}
+
+export interface ApprovalsTable {
+  request_id: string;
+  approver: string;
+  decision: 'approve' | 'deny';
+  comment: string | null;
+  at: Date;
+  client_address: string | null;
+}
+
+export interface GrantsTable {
+  id: string;
+  username: string;
+  role: string;
+  starts_at: Date;
+  ends_at: Date;
+  break_glass: boolean;
+  relinquished_at: Date | null;
+  reviewed_by: string | null;
+  reviewed_at: Date | null;
+  review_comment: string | null;
+}
+
+export interface NotificationsTable {
+  id: ColumnType<string, never, never>;
+  event: string;
+  url: string;
+  body: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: Generated<number>;
+  next_attempt_at: Date;
+  last_error: string | null;
+  created_at: Date;
+  delivered_at: Date | null;
+}
+
 export interface Database {
   certificates: CertificatesTable;
   users: UsersTable;
   sessions: SessionsTable;
   login_throttle: LoginThrottleTable;
   audit_events: AuditEventsTable;
+  requests: RequestsTable;
+  approvals: ApprovalsTable;
+  grants: GrantsTable;
+  notifications: NotificationsTable;
 }
+
+export type RequestRow = Selectable<RequestsTable>;
+export type ApprovalRow = Selectable<ApprovalsTable>;
+export type GrantRow = Selectable<GrantsTable>;
+export type NotificationRow = Selectable<NotificationsTable>;
 
 export type UserRow = Selectable<UsersTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;

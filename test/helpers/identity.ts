@@ -2,6 +2,7 @@
 // moves, and TOTP codes computed by oathtool (not by the code under test).
 
 import { execFileSync } from 'node:child_process';
+import type { TestClock } from './clock.js';
 import type { Kysely } from 'kysely';
 import type { AuthSettings } from '../../src/config.js';
 import { createSecretBox } from '../../src/auth/secret-box.js';
@@ -10,6 +11,13 @@ import { createApp } from '../../src/http/app.js';
 import { silentLogger } from '../../src/log.js';
 import { createAuthService } from '../../src/services/auth.js';
 import { createUserAdmin } from '../../src/services/users.js';
+import { readFileSync } from 'node:fs';
+import { EXAMPLE_POLICY } from '../../src/config.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { createCertificateService } from '../../src/services/certificates.js';
+import { createIssuer } from '../../src/services/issuer.js';
+import { createRequestService } from '../../src/services/requests.js';
+import { caSigner } from './keys.js';
 
 export const TEST_AUTH: AuthSettings = {
   tokenTtl: 3600,
@@ -23,13 +31,7 @@ export const TEST_AUTH: AuthSettings = {
 
 export const SECRET_KEY = Buffer.alloc(32, 9);
 
-export class TestClock {
-  constructor(public ms = Date.parse('2026-11-22T12:00:15Z')) {}
-  now = () => new Date(this.ms);
-  advance(seconds: number) {
-    this.ms += seconds * 1000;
-  }
-}
+export { TestClock } from './clock.js';
 
 /** The TOTP code for `secret` at the clock's time, from oathtool. */
 export function totpAt(secret: string, clock: TestClock, offsetSeconds = 0): string {
@@ -40,11 +42,29 @@ export function secretOf(otpauthUri: string): string {
   return new URL(otpauthUri).searchParams.get('secret')!;
 }
 
-export async function identity(db: Kysely<Database>, clock: TestClock, settings: Partial<AuthSettings> = {}, address = '198.51.100.1') {
+/** The example policy shipped with the package, unless a test gives its own. */
+export const EXAMPLE_POLICY_TEXT = readFileSync(EXAMPLE_POLICY, 'utf8');
+
+export interface IdentityOptions {
+  address?: string;
+  policy?: string;
+}
+
+/**
+ * The whole service over `db` with real parts: auth, users, requests,
+ * certificates (signed by a fresh ed25519 CA), and the HTTP app on top.
+ */
+export async function identity(db: Kysely<Database>, clock: TestClock, settings: Partial<AuthSettings> = {}, opts: IdentityOptions | string = {}) {
+  const { address = '198.51.100.1', policy: policyText = EXAMPLE_POLICY_TEXT } = typeof opts === 'string' ? { address: opts } : opts;
   const s = { ...TEST_AUTH, ...settings };
   const box = createSecretBox(SECRET_KEY);
+  let policy = parsePolicy(policyText);
+  const signer = caSigner('ed25519');
   const auth = await createAuthService({ db, box, settings: s, now: clock.now });
   const users = createUserAdmin({ db, box, passwordCost: s.passwordCost, now: clock.now });
+  const requests = createRequestService({ db, policy: () => policy, now: clock.now });
+  const issuer = createIssuer({ db, signer, now: clock.now });
+  const certificates = createCertificateService({ db, issuer, policy: () => policy, now: clock.now });
   const app = createApp({
     logger: silentLogger,
     bodyLimit: 65536,
@@ -52,12 +72,34 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
     ready: async () => {},
     auth,
     clientAddress: (c) => c.req.header('x-test-address') ?? address,
+    requests,
+    certificates,
+    reloadPolicy: async () => ({ ok: false, problems: ['not in this test'] }),
   });
+  const setPolicy = (text: string) => {
+    policy = parsePolicy(text);
+  };
   const addUser = async (name: string, groups: string[] = [], password = `${name}-password-long`) => {
     const e = await users.add({ name, groups, password }, 'os:test');
     return { name, password, secret: secretOf(e.otpauth_uri) };
   };
   const login = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
     app.request('/v1/auth/login', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
-  return { auth, users, app, addUser, login, settings: s };
+  /** Logs `u` in and returns a function making authenticated JSON calls as them. */
+  const as = async (u: { name: string; password: string; secret: string }) => {
+    clock.advance(30); // a fresh TOTP step for every login
+    const res = await login({ username: u.name, password: u.password, totp: totpAt(u.secret, clock) });
+    if (res.status !== 200) throw new Error(`login of ${u.name} failed: ${res.status}`);
+    const { token } = (await res.json()) as { token: string };
+    return async (method: string, path: string, body?: unknown) => {
+      const r = await app.request(path, {
+        method,
+        headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await r.text();
+      return { status: r.status, body: (text ? JSON.parse(text) : null) as any };
+    };
+  };
+  return { auth, users, requests, certificates, signer, app, addUser, login, as, setPolicy, settings: s };
 }

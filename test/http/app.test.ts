@@ -15,6 +15,9 @@ function build(overrides: Partial<AppDeps> = {}) {
     // These tests do not log in; test/http/auth.test.ts drives the real service.
     auth: { login: () => Promise.reject(new Error('not in this test')), authenticate: async () => null, logout: async () => {} },
     clientAddress: () => null,
+    requests: {} as AppDeps['requests'], // only reached after authentication, which always fails here
+    certificates: {} as AppDeps['certificates'],
+    reloadPolicy: async () => ({ ok: false, problems: [] }),
     ...overrides,
   });
   return { app, lines };

@@ -4,10 +4,12 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as certificates from './2026-11-22-01-certificates.js';
 import * as identity from './2026-11-22-02-identity.js';
+import * as requests from './2026-11-22-03-requests.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-22-01-certificates': certificates,
   '2026-11-22-02-identity': identity,
+  '2026-11-22-03-requests': requests,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,112 @@
+// The policy as the program uses it, after the YAML file (CONTRACT.md "The
+// policy file") has been parsed and checked. Durations are whole seconds.
+
+/** Who a rule names: `group:NAME` or `user:NAME` in the file. */
+export interface Subject {
+  kind: 'group' | 'user';
+  name: string;
+}
+
+export interface TimeWindow {
+  /** Days the window is open, as `mon`..`sun`; all days when absent in the file. */
+  days: Array<'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun'>;
+  /** Minutes after local midnight, start inclusive, end exclusive; end < start spans midnight. */
+  startMinute: number;
+  endMinute: number;
+  /** IANA time zone, e.g. `Europe/Berlin`; `UTC` when absent. */
+  timezone: string;
+}
+
+export interface AutoApproveRule {
+  /** Position in the role's `auto_approve` list, for naming the rule (`auto_approve[1]`). */
+  index: number;
+  /** The requester must be in one of these groups (or listed in `users`); both empty = anyone who may request. */
+  groups: string[];
+  users: string[];
+  maxDuration: number;
+  requireTicket: boolean;
+  window: TimeWindow | null;
+}
+
+export interface ApprovalRule {
+  approvers: Subject[];
+  /** Distinct approvers needed; the requester never counts. */
+  required: number;
+}
+
+export interface BreakGlassRule {
+  groups: string[];
+  users: string[];
+  maxDuration: number;
+}
+
+export interface CertificateOptions {
+  extensions: string[];
+  /** CIDR blocks for the `source-address` critical option; empty = no restriction. */
+  sourceAddress: string[];
+  forceCommand: string | null;
+}
+
+export interface Role {
+  name: string;
+  description: string;
+  principals: string[];
+  requesters: Subject[];
+  maxDuration: number;
+  defaultDuration: number;
+  /** Every request for this role must name a ticket. */
+  requireTicket: boolean;
+  approval: ApprovalRule | null;
+  autoApprove: AutoApproveRule[];
+  breakGlass: BreakGlassRule | null;
+  certificate: CertificateOptions;
+}
+
+export interface WebhookTarget {
+  url: string;
+  /** Events sent to this URL; all events when absent in the file. */
+  events: NotificationEvent[];
+}
+
+export const NOTIFICATION_EVENTS = ['request.created', 'request.approved', 'request.denied', 'request.expired', 'request.cancelled', 'request.break_glass', 'request.extended'] as const;
+export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];
+
+export interface Policy {
+  defaults: {
+    maxDuration: number;
+    requestTtl: number;
+    clockSkew: number;
+    /** Shortest reason accepted, in characters. */
+    minReasonLength: number;
+  };
+  roles: ReadonlyMap<string, Role>;
+  webhooks: WebhookTarget[];
+  /** SHA-256 of the file's bytes: stored with every decision, so an auditor knows which policy decided. */
+  digest: string;
+}
+
+export interface Requester {
+  name: string;
+  groups: readonly string[];
+}
+
+export interface AccessRequest {
+  role: string;
+  /** Seconds asked for. */
+  duration: number;
+  reason: string;
+  ticket: string | null;
+  breakGlass: boolean;
+}
+
+export type Outcome = 'approved' | 'pending' | 'denied';
+
+export interface Decision {
+  outcome: Outcome;
+  /** The rule that decided, e.g. `auto_approve[0]`, `approval`, `break-glass`, `not-a-requester`. */
+  rule: string;
+  /** For people: why, e.g. "auto-approved: member of oncall and 2h ≤ 6h". */
+  reason: string;
+  /** Approvals still needed when pending, else 0. */
+  requiredApprovals: number;
+}

@@ -1,0 +1,92 @@
+// Requests, approvals and grants. Functions that change a request take a
+// transaction and lock the row first, so concurrent approvals, denials and
+// cancellations of one request are applied one after the other.
+
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { ApprovalRow, Database, GrantRow, RequestRow, RequestStatus } from './schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export type NewRequest = Omit<RequestRow, 'closed_at' | 'closed_by' | 'close_reason'> & Partial<Pick<RequestRow, 'closed_at' | 'closed_by' | 'close_reason'>>;
+
+export async function insertRequest(db: Db, r: NewRequest): Promise<void> {
+  await db.insertInto('requests').values(r).execute();
+}
+
+export async function findRequest(db: Db, id: string): Promise<RequestRow | undefined> {
+  return db.selectFrom('requests').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** Reads and locks a request for the rest of the transaction. */
+export async function lockRequest(trx: Transaction<Database>, id: string): Promise<RequestRow | undefined> {
+  return trx.selectFrom('requests').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+export async function closeRequest(db: Db, id: string, status: RequestStatus, at: Date, by: string | null, reason: string | null): Promise<void> {
+  await db.updateTable('requests').set({ status, closed_at: at, closed_by: by, close_reason: reason }).where('id', '=', id).execute();
+}
+
+export interface RequestFilter {
+  /** Requests filed by this user... */
+  requester?: string;
+  /** ...or for these roles (those the caller may decide). */
+  roles?: string[];
+  status?: RequestStatus;
+  limit?: number;
+  all?: boolean;
+}
+
+export async function listRequests(db: Db, f: RequestFilter): Promise<RequestRow[]> {
+  let q = db.selectFrom('requests').selectAll();
+  if (!f.all) {
+    q = q.where((eb) => {
+      const ors = [];
+      if (f.requester) ors.push(eb('requester', '=', f.requester));
+      if (f.roles && f.roles.length > 0) ors.push(eb('role', 'in', f.roles));
+      return ors.length > 0 ? eb.or(ors) : sql<boolean>`false`;
+    });
+  }
+  if (f.status) q = q.where('status', '=', f.status);
+  return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit ?? 200).execute();
+}
+
+export async function insertApproval(db: Db, a: ApprovalRow): Promise<void> {
+  await db.insertInto('approvals').values(a).execute();
+}
+
+export async function approvalsFor(db: Db, ids: string[]): Promise<ApprovalRow[]> {
+  if (ids.length === 0) return [];
+  return db.selectFrom('approvals').selectAll().where('request_id', 'in', ids).orderBy('at').execute();
+}
+
+export async function insertGrant(db: Db, g: Omit<GrantRow, 'relinquished_at' | 'reviewed_by' | 'reviewed_at' | 'review_comment'>): Promise<void> {
+  await db.insertInto('grants').values(g).execute();
+}
+
+export async function findGrant(db: Db, id: string): Promise<GrantRow | undefined> {
+  return db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function lockGrant(trx: Transaction<Database>, id: string): Promise<GrantRow | undefined> {
+  return trx.selectFrom('grants').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+export async function grantsFor(db: Db, ids: string[]): Promise<GrantRow[]> {
+  if (ids.length === 0) return [];
+  return db.selectFrom('grants').selectAll().where('id', 'in', ids).execute();
+}
+
+export async function updateGrant(db: Db, id: string, patch: Partial<Pick<GrantRow, 'ends_at' | 'relinquished_at' | 'reviewed_by' | 'reviewed_at' | 'review_comment'>>): Promise<void> {
+  await db.updateTable('grants').set(patch).where('id', '=', id).execute();
+}
+
+/** Marks pending requests past their TTL as expired; returns them. */
+export async function expirePending(trx: Transaction<Database>, now: Date): Promise<RequestRow[]> {
+  return trx
+    .updateTable('requests')
+    .set({ status: 'expired', closed_at: now, close_reason: 'no decision within the request TTL' })
+    .where('status', '=', 'pending')
+    .where('expires_at', '<=', now)
+    .returningAll()
+    .execute();
+}

@@ -1,0 +1,53 @@
+import { Hono, type Context } from 'hono';
+import type { AuthService } from '../../services/auth.js';
+import type { CertificateService } from '../../services/certificates.js';
+import type { Caller, RequestService } from '../../services/requests.js';
+import { jsonBody } from '../json.js';
+import { requireUser } from '../middleware/auth.js';
+import type { AppEnv } from '../types.js';
+
+export interface RequestRoutesDeps {
+  auth: AuthService;
+  requests: RequestService;
+  certificates: CertificateService;
+  clientAddress: (c: Context) => string | null;
+}
+
+/** An optional JSON body: none or empty is `{}`. */
+async function optionalBody(c: Context): Promise<Record<string, unknown>> {
+  if ((await c.req.text()).trim() === '') return {};
+  return jsonBody(c);
+}
+
+export function requestRoutes(deps: RequestRoutesDeps) {
+  const app = new Hono<AppEnv>();
+  const caller = (c: Context<AppEnv>): Caller => ({ principal: c.get('principal'), clientAddress: deps.clientAddress(c) });
+  app.use('/v1/roles', requireUser(deps.auth));
+  app.use('/v1/requests', requireUser(deps.auth));
+  app.use('/v1/requests/*', requireUser(deps.auth));
+  app.use('/v1/certificates', requireUser(deps.auth));
+
+  app.get('/v1/roles', (c) => c.json({ roles: deps.requests.roles(c.get('principal')) }));
+
+  app.post('/v1/requests', async (c) => {
+    const body = await jsonBody(c);
+    const dryRun = body['dry_run'] === true || c.req.query('dry_run') === 'true';
+    const out = await deps.requests.create(caller(c), body, dryRun);
+    return c.json(out, dryRun ? 200 : 201);
+  });
+  app.get('/v1/requests', async (c) => {
+    const status = c.req.query('status');
+    const reviews = c.req.query('review') === 'open';
+    return c.json({ requests: await deps.requests.list(c.get('principal'), { status, reviews }) });
+  });
+  app.get('/v1/requests/:id', async (c) => c.json(await deps.requests.get(c.get('principal'), c.req.param('id'))));
+  app.post('/v1/requests/:id/approve', async (c) => c.json(await deps.requests.approve(caller(c), c.req.param('id'), (await optionalBody(c))['comment'])));
+  app.post('/v1/requests/:id/deny', async (c) => c.json(await deps.requests.deny(caller(c), c.req.param('id'), (await optionalBody(c))['comment'])));
+  app.post('/v1/requests/:id/cancel', async (c) => c.json(await deps.requests.cancel(caller(c), c.req.param('id'))));
+  app.post('/v1/requests/:id/extend', async (c) => c.json(await deps.requests.extend(caller(c), c.req.param('id'), await jsonBody(c)), 201));
+  app.post('/v1/requests/:id/relinquish', async (c) => c.json(await deps.requests.relinquish(caller(c), c.req.param('id'))));
+  app.post('/v1/requests/:id/acknowledge', async (c) => c.json(await deps.requests.acknowledge(caller(c), c.req.param('id'), (await optionalBody(c))['comment'])));
+
+  app.post('/v1/certificates', async (c) => c.json(await deps.certificates.issue(caller(c), await jsonBody(c)), 201));
+  return app;
+}

@@ -1,0 +1,60 @@
+// Certificates for grants: authenticate → load the caller's grant → check it
+// is live and the caller still may hold the role → mint → log → return. The
+// certificate's window is the grant's: valid_before is the grant's end, never
+// later; valid_after is now minus the clock-skew allowance, never before the
+// grant started minus that allowance.
+
+import type { Kysely } from 'kysely';
+import { DomainError } from '../core/errors.js';
+import { canBreakGlass, canRequest } from '../core/decide.js';
+import type { Policy } from '../core/policy-types.js';
+import { findGrant } from '../db/requests.js';
+import type { Database } from '../db/schema.js';
+import type { Caller } from './requests.js';
+import type { IssuedCertificate, Issuer } from './issuer.js';
+
+export interface CertificateService {
+  issue(caller: Caller, input: Record<string, unknown>): Promise<IssuedCertificate>;
+}
+
+export function createCertificateService(deps: { db: Kysely<Database>; issuer: Issuer; policy: () => Policy; now?: () => Date }): CertificateService {
+  const now = deps.now ?? (() => new Date());
+  return {
+    async issue(caller, input) {
+      const { public_key: publicKey, request_id: grantId } = input;
+      if (typeof publicKey !== 'string' || publicKey.length === 0) throw new DomainError('invalid_input', 'public_key is required: one OpenSSH public key line');
+      if (typeof grantId !== 'string' || grantId.length === 0 || grantId.length > 64) throw new DomainError('invalid_input', 'request_id is required');
+      const at = now();
+      const me = caller.principal;
+      const grant = await findGrant(deps.db, grantId);
+      if (!grant || grant.username !== me.username) throw new DomainError('not_found', `no approved request ${grantId} of yours`);
+      if (grant.relinquished_at) throw new DomainError('conflict', `grant ${grantId} was relinquished`);
+      if (grant.ends_at <= at) throw new DomainError('conflict', `grant ${grantId} ended at ${grant.ends_at.toISOString()}`);
+      const policy = deps.policy();
+      const role = policy.roles.get(grant.role);
+      if (!role) throw new DomainError('conflict', `role ${grant.role} is no longer in the policy`);
+      // Issuance-time re-check: someone removed from the group since the approval gets nothing.
+      const who = { name: me.username, groups: me.groups };
+      if (!(grant.break_glass ? canBreakGlass(role, who) : canRequest(role, who))) {
+        throw new DomainError('forbidden', `you no longer may request ${grant.role}`);
+      }
+      const skew = policy.defaults.clockSkew * 1000;
+      const validAfter = new Date(Math.max(at.getTime() - skew, grant.starts_at.getTime() - skew));
+      const criticalOptions: Record<string, string> = {};
+      if (role.certificate.sourceAddress.length > 0) criticalOptions['source-address'] = role.certificate.sourceAddress.join(',');
+      if (role.certificate.forceCommand) criticalOptions['force-command'] = role.certificate.forceCommand;
+      return deps.issuer.issue({
+        username: me.username,
+        requestId: grant.id,
+        role: grant.role,
+        publicKey,
+        principals: role.principals,
+        validAfter,
+        validBefore: grant.ends_at,
+        extensions: role.certificate.extensions,
+        criticalOptions,
+        clientAddress: caller.clientAddress,
+      });
+    },
+  };
+}

@@ -1,0 +1,139 @@
+// Outgoing webhooks. A notification is written to the `notifications` table in
+// the same transaction as the change it reports (an outbox), and a worker
+// delivers it later with retries: a slow or failing receiver never blocks or
+// fails a request, and nothing is lost when the server restarts.
+//
+// Each POST carries a JSON body with a Slack-compatible `text` (a Slack
+// incoming webhook shows it as is) and, when a secret is configured,
+//   X-Jit-Ssh-Timestamp: <unix seconds>
+//   X-Jit-Ssh-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
+
+import { createHmac } from 'node:crypto';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { NotificationEvent, WebhookTarget } from '../core/policy-types.js';
+import type { Database, NotificationRow } from '../db/schema.js';
+import { errorFields, type Logger } from '../log.js';
+
+export const MAX_ATTEMPTS = 8;
+const LEASE_SECONDS = 60;
+const TIMEOUT_MS = 5_000;
+
+export interface Notification {
+  event: NotificationEvent;
+  /** Who caused it (never among `notify`). */
+  actor: string;
+  /** People and groups who should hear of it, as `user:NAME` / `group:NAME`. */
+  notify: string[];
+  text: string;
+  request: Record<string, unknown>;
+}
+
+export function signature(secret: Buffer, timestamp: string, body: string): string {
+  return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+}
+
+/** Queues `n` for every webhook subscribed to its event, inside the caller's transaction. */
+export async function enqueue(trx: Transaction<Database> | Kysely<Database>, webhooks: readonly WebhookTarget[], n: Notification, now: Date): Promise<void> {
+  const targets = webhooks.filter((w) => w.events.includes(n.event));
+  if (targets.length === 0) return;
+  const notify = n.notify.filter((who) => who !== `user:${n.actor}`);
+  const body = JSON.stringify({ event: n.event, text: n.text, actor: n.actor, notify, request: n.request, at: now.toISOString() });
+  await trx
+    .insertInto('notifications')
+    .values(targets.map((w) => ({ event: n.event, url: w.url, body, status: 'pending' as const, next_attempt_at: now, created_at: now, last_error: null, delivered_at: null })))
+    .execute();
+}
+
+export interface NotifierDeps {
+  db: Kysely<Database>;
+  secret: Buffer | null;
+  logger: Logger;
+  now?: () => Date;
+  fetch?: typeof fetch;
+  /** Seconds before retry n (1-based); default 2^n, so 2 s ... 4 min over 8 attempts. */
+  backoff?: (attempt: number) => number;
+}
+
+export interface Notifier {
+  /** Delivers what is due now; returns how many were attempted. */
+  deliverDue(): Promise<number>;
+  start(intervalMs?: number): void;
+  stop(): Promise<void>;
+}
+
+export function createNotifier(deps: NotifierDeps): Notifier {
+  const now = deps.now ?? (() => new Date());
+  const doFetch = deps.fetch ?? fetch;
+  const backoff = deps.backoff ?? ((n: number) => 2 ** n);
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+
+  /** Takes due rows with a lease, so two instances never send the same one at once. */
+  async function claim(at: Date): Promise<NotificationRow[]> {
+    const lease = new Date(at.getTime() + LEASE_SECONDS * 1000);
+    const { rows } = await sql<NotificationRow>`
+      update notifications set next_attempt_at = ${lease}
+      where id in (select id from notifications where status = 'pending' and next_attempt_at <= ${at}
+                   order by id limit 20 for update skip locked)
+      returning *`.execute(deps.db);
+    return rows;
+  }
+
+  async function send(row: NotificationRow): Promise<void> {
+    const timestamp = String(Math.floor(now().getTime() / 1000));
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': 'jit-ssh',
+      'x-jit-ssh-event': row.event,
+      'x-jit-ssh-delivery': String(row.id),
+      'x-jit-ssh-timestamp': timestamp,
+    };
+    if (deps.secret) headers['x-jit-ssh-signature'] = signature(deps.secret, timestamp, row.body);
+    let error: string | null = null;
+    try {
+      const res = await doFetch(row.url, { method: 'POST', headers, body: row.body, signal: AbortSignal.timeout(TIMEOUT_MS), redirect: 'manual' });
+      await res.body?.cancel();
+      if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}`;
+    } catch (e) {
+      error = (e as Error).name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS} ms` : (e as Error).message;
+    }
+    const attempts = row.attempts + 1;
+    const at = now();
+    if (error === null) {
+      await deps.db.updateTable('notifications').set({ status: 'delivered', attempts, delivered_at: at, last_error: null }).where('id', '=', row.id).execute();
+      return;
+    }
+    const failed = attempts >= MAX_ATTEMPTS;
+    await deps.db
+      .updateTable('notifications')
+      .set({ status: failed ? 'failed' : 'pending', attempts, last_error: error, next_attempt_at: new Date(at.getTime() + backoff(attempts) * 1000) })
+      .where('id', '=', row.id)
+      .execute();
+    (failed ? deps.logger.warn : deps.logger.info)(failed ? 'webhook delivery failed for good' : 'webhook delivery failed; will retry', {
+      notification: row.id,
+      event: row.event,
+      attempts,
+      detail: error,
+    });
+  }
+
+  async function deliverDue(): Promise<number> {
+    const rows = await claim(now());
+    await Promise.all(rows.map(send));
+    return rows.length;
+  }
+
+  return {
+    deliverDue,
+    start(intervalMs = 1000) {
+      timer = setInterval(() => {
+        running = running.then(deliverDue).catch((e) => deps.logger.warn('webhook worker failed', errorFields(e)));
+      }, intervalMs);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
