@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { KNOWN_EXTENSIONS, validPrincipal, validSourceAddress } from '../ssh/certificate.js';
+import { KNOWN_EXTENSIONS, validPrincipal, validSourceAddress } from './cert-options.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { GROUP_NAME, USER_NAME } from './names.js';
 import { NOTIFICATION_EVENTS, type Policy, type Role, type Subject, type TimeWindow } from './policy-types.js';
