@@ -47,7 +47,7 @@ const timezone = z.string().refine((tz) => {
     return false;
   }
 }, 'must be an IANA time zone such as Europe/Berlin');
-const unique = <T extends z.ZodTypeAny>(item: T, what: string) => z.array(item).refine((a) => new Set(a).size === a.length, `lists a ${what} twice`);
+const unique = <T extends z.ZodTypeAny>(item: T, what: string) => z.array(item).refine((a) => new Set(a).size === a.length, `lists the same ${what} twice`);
 
 const windowSchema = z.strictObject({ days: unique(z.enum(DAY_NAMES), 'day').min(1).optional(), start: hhmm, end: hhmm, timezone: timezone.optional() });
 const autoRuleSchema = z.strictObject({
