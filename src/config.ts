@@ -56,9 +56,14 @@ export interface AuthSettings {
 }
 
 export interface ClientConfig {
-  server: string;
+  /** The server named by --server or JIT_SSH_SERVER; null = the one remembered at login, else DEFAULT_SERVER. */
+  server: string | null;
   home: string;
+  /** How often `--wait` asks for news, milliseconds. */
+  pollMs: number;
 }
+
+export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -242,8 +247,13 @@ function readOr(file: string, name: string, problems: string[]): string | undefi
 
 /** Settings of the `jit-ssh` helper. */
 export function loadClientConfig(env: Env, flags: Flags = {}): ClientConfig {
-  const server = flags['server'] ?? env['JIT_SSH_SERVER'] ?? 'http://127.0.0.1:8080';
-  if (!/^https?:\/\/./.test(server) || !URL.canParse(server)) throw new ConfigError([`JIT_SSH_SERVER (--server): ${server} is not an http(s) URL`]);
-  const home = env['JIT_SSH_HOME'] ?? path.join(env['HOME'] ?? os.homedir(), '.jit-ssh');
-  return Object.freeze({ server: server.replace(/\/+$/, ''), home });
+  const given = flags['server'] ?? env['JIT_SSH_SERVER'];
+  const problems: string[] = [];
+  if (given !== undefined && (!/^https?:\/\/./.test(given) || !URL.canParse(given))) problems.push(`JIT_SSH_SERVER (--server): ${given} is not an http(s) URL`);
+  const poll = env['JIT_SSH_POLL_INTERVAL'] ?? '2s';
+  const pollSeconds = parseDuration(poll);
+  if (pollSeconds === null || pollSeconds > 60) problems.push(`JIT_SSH_POLL_INTERVAL: ${poll} must be a duration up to 60s`);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const home = env['JIT_SSH_HOME'] || path.join(env['HOME'] ?? os.homedir(), '.jit-ssh');
+  return Object.freeze({ server: given ? given.replace(/\/+$/, '') : null, home, pollMs: pollSeconds! * 1000 });
 }

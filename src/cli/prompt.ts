@@ -48,3 +48,15 @@ export function readSecret(prompt: string): Promise<string> {
     stdin.on('data', onData);
   });
 }
+
+/** Asks for one line on the terminal (echoed). */
+export async function readLine(prompt: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new UsageError(`standard input is not a terminal and "${prompt.trim()}" needs an answer; pass it as an option`);
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  try {
+    return await rl.question(prompt);
+  } finally {
+    rl.close();
+  }
+}
