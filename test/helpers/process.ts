@@ -48,16 +48,22 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `jit-ssh-ca serve` on a free port and waits for its "listening" line. */
-export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<ServerProcess> {
+/**
+ * Starts `jit-ssh-ca serve` on a free port and waits for its "listening" line.
+ * It is killed when the test ends; inside a before() hook pass `stopAfter: false`
+ * and stop it in your own after() (Node 20 runs a hook's after() when the hook ends).
+ */
+export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 60_000, { stopAfter = true } = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, [CA_BIN, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   let buf = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  if (stopAfter) {
+    after(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+  }
   child.stderr!.on('data', (d) => (stderr += d));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -4,7 +4,8 @@
 // can stop it, and logs to a file the tests read to see why sshd said yes or no.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before } from 'node:test';
@@ -69,10 +70,14 @@ export function useSshd(opts: SshdOptions): () => Sshd {
   };
 }
 
-/** Starts an sshd inside one test (or at a file's top level); it is stopped when that test ends. */
-export async function startSshd(opts: SshdOptions): Promise<Sshd> {
-  const server = await launchSshd(tempDir('jit-ssh-sshd-'), opts);
-  after(() => server.stop());
+/**
+ * Starts an sshd inside one test (or at a file's top level); it is stopped when that test ends.
+ * Inside a before() hook pass `{ stopAfter: false }` and stop it in your own after():
+ * Node 20 runs an after() registered in a hook as soon as the hook ends.
+ */
+export async function startSshd(opts: SshdOptions, { stopAfter = true } = {}): Promise<Sshd> {
+  const server = await launchSshd(stopAfter ? tempDir('jit-ssh-sshd-') : mkdtempSync(path.join(os.tmpdir(), 'jit-ssh-sshd-')), opts);
+  if (stopAfter) after(() => server.stop());
   return server;
 }
 

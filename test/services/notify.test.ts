@@ -83,7 +83,7 @@ for (const backend of BACKENDS) {
 
     test('fail: an unreachable receiver is given up after the last attempt, and marked failed', async () => {
       const clock = new TestClock();
-      const url = 'http://127.0.0.1:9/unreachable';
+      const url = 'http://127.0.0.1:47/unreachable';
       await enqueue(t.db, [{ url, events: ['request.created'] }], sample, clock.now());
       const notifier = createNotifier({ db: t.db, secret: null, logger: silentLogger, now: clock.now, backoff: () => 1 });
       for (let i = 0; i < MAX_ATTEMPTS + 2; i++) {
