@@ -21,6 +21,7 @@ export interface CertificatesTable {
   certificate: string;
   client_address: string | null;
   issued_at: Generated<Date>;
+  seq: ColumnType<string, never, never>;
 }
 
 export interface UsersTable {
@@ -123,6 +124,49 @@ export interface NotificationsTable {
   delivered_at: Date | null;
 }
 
+export interface ChainLinksTable {
+  stream: string;
+  position: string;
+  record_key: string;
+  record_hash: Buffer;
+  chain_hash: Buffer;
+  sealed_at: Date;
+}
+
+export interface ChainCheckpointsTable {
+  stream: string;
+  position: string;
+  chain_hash: Buffer;
+  at: Date;
+  ca_fingerprint: string;
+  signature: string;
+}
+
+export interface RevocationsTable {
+  serial: string;
+  reason: string;
+  revoked_by: string;
+  revoked_at: Date;
+  valid_before: Date;
+}
+
+export interface KrlStateTable {
+  id: number;
+  version: string;
+  digest: string;
+  generated_at: Date;
+}
+
+export interface CertificateUsageTable {
+  serial: string;
+  host: string;
+  source_address: string;
+  login: string;
+  first_seen: Date;
+  last_seen: Date;
+  logins: number;
+}
+
 export interface Database {
   certificates: CertificatesTable;
   users: UsersTable;
@@ -133,6 +177,11 @@ export interface Database {
   approvals: ApprovalsTable;
   grants: GrantsTable;
   notifications: NotificationsTable;
+  chain_links: ChainLinksTable;
+  chain_checkpoints: ChainCheckpointsTable;
+  revocations: RevocationsTable;
+  krl_state: KrlStateTable;
+  certificate_usage: CertificateUsageTable;
 }
 
 export type RequestRow = Selectable<RequestsTable>;

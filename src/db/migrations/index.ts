@@ -5,11 +5,13 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as certificates from './2026-11-22-01-certificates.js';
 import * as identity from './2026-11-22-02-identity.js';
 import * as requests from './2026-11-22-03-requests.js';
+import * as audit from './2026-11-22-04-audit.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-22-01-certificates': certificates,
   '2026-11-22-02-identity': identity,
   '2026-11-22-03-requests': requests,
+  '2026-11-22-04-audit': audit,
 };
 
 export const migrationProvider: MigrationProvider = {
