@@ -128,6 +128,7 @@ export interface ChainLinksTable {
   stream: string;
   position: string;
   record_key: string;
+  record_seq: string;
   record_hash: Buffer;
   chain_hash: Buffer;
   sealed_at: Date;

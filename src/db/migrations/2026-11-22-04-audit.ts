@@ -15,6 +15,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('stream', 'text', (c) => c.notNull())
     .addColumn('position', 'bigint', (c) => c.notNull())
     .addColumn('record_key', 'text', (c) => c.notNull())
+    // The record's own order (certificates.seq, audit_events.id): where the sealer resumes.
+    .addColumn('record_seq', 'bigint', (c) => c.notNull())
     .addColumn('record_hash', 'bytea', (c) => c.notNull())
     .addColumn('chain_hash', 'bytea', (c) => c.notNull())
     .addColumn('sealed_at', 'timestamptz', (c) => c.notNull())

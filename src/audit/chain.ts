@@ -1,0 +1,165 @@
+// The hash chain over the issuance log and the audit events.
+//
+// Writers only INSERT (one row per certificate: the issuance path pays
+// nothing for the chain). A sealer then appends every new record, in the
+// order it was written, to its stream's chain:
+//   record_hash = SHA-256(stream NUL canonical-JSON(record))
+//   chain_hash  = SHA-256(previous chain_hash || record_hash)   (32 zero bytes before the first)
+// and now and then signs the head (a checkpoint, SSHSIG by the CA key), so a
+// removed tail is noticed too and an export can be checked offline.
+// `verify` walks the chain in pages: time linear in rows, memory constant.
+
+import { createHash } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { sshsign } from '../ssh/sshsig.js';
+import type { Signer } from '../ssh/signer.js';
+
+export type Stream = 'certificates' | 'audit_events';
+export const STREAMS: Stream[] = ['certificates', 'audit_events'];
+
+const SPEC: Record<Stream, { table: string; key: string; seq: string }> = {
+  certificates: { table: 'certificates', key: 'serial', seq: 'seq' },
+  audit_events: { table: 'audit_events', key: 'id', seq: 'id' },
+};
+
+const ZERO = Buffer.alloc(32);
+const PAGE = 2000;
+/** Records written just before the last sealed one may commit after it; the sealer looks back this far. */
+const LOOKBACK = 5000;
+export const CHECKPOINT_NAMESPACE = 'jit-ssh-checkpoint';
+
+function canonical(value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  if (typeof value === 'bigint') return value.toString();
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]));
+  }
+  return value;
+}
+
+/** The hash of a record as read from its table (the `seq` column is the chain's order, not content). */
+export function recordHash(stream: Stream, row: Record<string, unknown>): Buffer {
+  const { seq: _seq, ...content } = row;
+  return createHash('sha256').update(`${stream}\0${JSON.stringify(canonical(content))}`).digest();
+}
+
+export function chainHash(previous: Buffer, record: Buffer): Buffer {
+  return createHash('sha256').update(previous).update(record).digest();
+}
+
+export function checkpointText(stream: Stream, position: bigint, chain: Buffer, at: Date): string {
+  return `jit-ssh checkpoint\nstream=${stream}\nposition=${position}\nchain=${chain.toString('hex')}\nat=${at.toISOString()}\n`;
+}
+
+interface Head {
+  position: bigint;
+  chain: Buffer;
+  seq: bigint;
+}
+
+async function head(db: Kysely<Database>, stream: Stream): Promise<Head> {
+  const last = await db.selectFrom('chain_links').select(['position', 'chain_hash', 'record_seq']).where('stream', '=', stream).orderBy('position', 'desc').limit(1).executeTakeFirst();
+  return last ? { position: BigInt(last.position), chain: Buffer.from(last.chain_hash), seq: BigInt(last.record_seq) } : { position: 0n, chain: ZERO, seq: 0n };
+}
+
+/** Appends up to `limit` unsealed records of `stream` to its chain; returns how many. */
+export async function sealStream(db: Kysely<Database>, stream: Stream, now: Date, limit = 5000): Promise<number> {
+  const { table, key, seq } = SPEC[stream];
+  return db.transaction().execute(async (trx) => {
+    // One sealer per stream at a time, across every instance.
+    await sql`select pg_advisory_xact_lock(hashtext(${`jit-ssh-chain:${stream}`}))`.execute(trx);
+    const h = await head(trx as unknown as Kysely<Database>, stream);
+    const from = h.seq > BigInt(LOOKBACK) ? h.seq - BigInt(LOOKBACK) : 0n;
+    const { rows } = await sql<Record<string, unknown>>`
+      select r.* from ${sql.table(table)} r
+      where r.${sql.ref(seq)} > ${from.toString()}
+        and not exists (select 1 from chain_links l where l.stream = ${stream} and l.record_key = r.${sql.ref(key)}::text)
+      order by r.${sql.ref(seq)} limit ${limit}`.execute(trx);
+    if (rows.length === 0) return 0;
+    let position = h.position;
+    let chain = h.chain;
+    const links = rows.map((row) => {
+      const rh = recordHash(stream, row);
+      chain = chainHash(chain, rh);
+      position += 1n;
+      return { stream, position: position.toString(), record_key: String(row[key]), record_seq: String(row[seq]), record_hash: rh, chain_hash: chain, sealed_at: now };
+    });
+    for (let i = 0; i < links.length; i += 500) await trx.insertInto('chain_links').values(links.slice(i, i + 500)).execute();
+    return links.length;
+  });
+}
+
+/** Signs the current head of `stream` unless it is already signed; returns the position signed, or null. */
+export async function checkpoint(db: Kysely<Database>, stream: Stream, signer: Signer, now: Date): Promise<bigint | null> {
+  const h = await head(db, stream);
+  if (h.position === 0n) return null;
+  const done = await db.selectFrom('chain_checkpoints').select('position').where('stream', '=', stream).where('position', '=', h.position.toString()).executeTakeFirst();
+  if (done) return null;
+  const signature = await sshsign(signer, CHECKPOINT_NAMESPACE, Buffer.from(checkpointText(stream, h.position, h.chain, now)));
+  await db
+    .insertInto('chain_checkpoints')
+    .values({ stream, position: h.position.toString(), chain_hash: h.chain, at: now, ca_fingerprint: signer.fingerprint, signature })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+  return h.position;
+}
+
+export interface VerifyResult {
+  stream: Stream;
+  ok: boolean;
+  /** Records checked on the chain. */
+  sealed: number;
+  /** Records written but not sealed yet (not an error: the sealer is behind). */
+  unsealed: number;
+  checkpoints: number;
+  /** The first problem found, naming the record. */
+  problem: { position: string | null; record: string | null; detail: string } | null;
+}
+
+/** Walks the whole chain of `stream`, checking every record, link and checkpoint. */
+export async function verifyStream(db: Kysely<Database>, stream: Stream): Promise<VerifyResult> {
+  const { table, key } = SPEC[stream];
+  const result: VerifyResult = { stream, ok: true, sealed: 0, unsealed: 0, checkpoints: 0, problem: null };
+  const fail = (position: bigint | string | null, record: string | null, detail: string) => {
+    result.ok = false;
+    result.problem = { position: position === null ? null : String(position), record, detail };
+    return result;
+  };
+  let expected = 1n;
+  let chain: Buffer = ZERO;
+  for (;;) {
+    const { rows } = await sql<Record<string, unknown> & { l_position: string; l_key: string; l_rhash: Buffer; l_chash: Buffer }>`
+      select l.position as l_position, l.record_key as l_key, l.record_hash as l_rhash, l.chain_hash as l_chash, r.*
+      from chain_links l left join ${sql.table(table)} r on r.${sql.ref(key)}::text = l.record_key
+      where l.stream = ${stream} and l.position >= ${expected.toString()}
+      order by l.position limit ${PAGE}`.execute(db);
+    if (rows.length === 0) break;
+    for (const { l_position, l_key, l_rhash, l_chash, ...rec } of rows) {
+      const link = { position: l_position, record_key: l_key, record_hash: l_rhash, chain_hash: l_chash };
+      const position = BigInt(link.position);
+      if (position !== expected) return fail(expected, null, `the chain has no link at position ${expected} (a link was removed)`);
+      if (rec[key] === null || rec[key] === undefined) return fail(position, link.record_key, `${stream} record ${link.record_key} (position ${position}) is missing`);
+      const rh = recordHash(stream, rec);
+      if (!rh.equals(Buffer.from(link.record_hash))) return fail(position, link.record_key, `${stream} record ${link.record_key} (position ${position}) was altered`);
+      chain = chainHash(chain, rh);
+      if (!chain.equals(Buffer.from(link.chain_hash))) return fail(position, link.record_key, `the chain is broken at position ${position} (record ${link.record_key})`);
+      expected += 1n;
+      result.sealed += 1;
+    }
+  }
+  const cps = await db.selectFrom('chain_checkpoints as c').leftJoin('chain_links as l', (j) => j.onRef('l.stream', '=', 'c.stream').onRef('l.position', '=', 'c.position')).select(['c.position', 'c.chain_hash', 'l.chain_hash as link_hash']).where('c.stream', '=', stream).execute();
+  for (const cp of cps) {
+    if (!cp.link_hash) return fail(cp.position, null, `signed checkpoint at position ${cp.position} has no link: the end of the chain was removed`);
+    if (!Buffer.from(cp.link_hash).equals(Buffer.from(cp.chain_hash))) return fail(cp.position, null, `signed checkpoint at position ${cp.position} does not match the chain`);
+    result.checkpoints += 1;
+  }
+  const { rows: unsealed } = await sql<{ n: string }>`
+    select count(*) as n from ${sql.table(table)} r
+    where not exists (select 1 from chain_links l where l.stream = ${stream} and l.record_key = r.${sql.ref(key)}::text)`.execute(db);
+  result.unsealed = Number(unsealed[0]!.n);
+  return result;
+}
+

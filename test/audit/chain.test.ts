@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { sql, type Kysely } from 'kysely';
+import { checkpoint, checkpointText, CHECKPOINT_NAMESPACE, sealStream, verifyStream } from '../../src/audit/chain.js';
+import { appendEvent } from '../../src/db/audit-events.js';
+import type { Database } from '../../src/db/schema.js';
+import { createIssuer } from '../../src/services/issuer.js';
+import { publicKeyLine } from '../../src/ssh/signer.js';
+import { BACKENDS, POSTGRES_URL } from '../helpers/db.js';
+import { caSigner, tempDir, userKey } from '../helpers/keys.js';
+
+const signer = caSigner('ed25519');
+const dir = tempDir();
+const key = userKey(dir, 'ed25519', undefined, 'k');
+
+async function seed(db: Kysely<Database>, n: number): Promise<string[]> {
+  const issuer = createIssuer({ db, signer });
+  const now = Date.now();
+  const serials: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = await issuer.issue({ username: `u${i % 3}`, requestId: `r${i}`, role: 'web', publicKey: key.publicLine, principals: ['deploy'], validAfter: new Date(now - 60_000), validBefore: new Date(now + 3_600_000), extensions: ['permit-pty'], criticalOptions: {}, clientAddress: null });
+    serials.push(c.serial);
+    await appendEvent(db, { at: new Date(), actor: `u${i % 3}`, action: 'test.event', target: `r${i}`, outcome: 'ok', clientAddress: null, details: { i } });
+  }
+  return serials;
+}
+
+/** Runs `statement` with triggers off, as only a superuser can: what an attacker with the database would do. */
+async function tamper(db: Kysely<Database>, statements: Array<ReturnType<typeof sql>>): Promise<void> {
+  await db.connection().execute(async (c) => {
+    await sql`set session_replication_role = replica`.execute(c);
+    try {
+      for (const statement of statements) await statement.execute(c);
+    } finally {
+      await sql`set session_replication_role = origin`.execute(c);
+    }
+  });
+}
+
+for (const backend of BACKENDS) {
+  describe(`hash chain (${backend.name})`, () => {
+    test('ok: sealed records verify; unsealed ones are counted, not failed; checkpoints verify with ssh-keygen', async () => {
+      const t = await backend.open();
+      try {
+        await seed(t.db, 12);
+        assert.deepEqual(await verifyStream(t.db, 'certificates'), { stream: 'certificates', ok: true, sealed: 0, unsealed: 12, checkpoints: 0, problem: null });
+        assert.equal(await sealStream(t.db, 'certificates', new Date(), 5), 5);
+        assert.equal(await sealStream(t.db, 'certificates', new Date()), 7);
+        assert.equal(await sealStream(t.db, 'certificates', new Date()), 0);
+        assert.equal(await sealStream(t.db, 'audit_events', new Date()), 12);
+        const at = new Date();
+        assert.equal(await checkpoint(t.db, 'certificates', signer, at), 12n);
+        assert.equal(await checkpoint(t.db, 'certificates', signer, at), null, 'an already signed head is not signed again');
+        const v = await verifyStream(t.db, 'certificates');
+        assert.deepEqual(v, { stream: 'certificates', ok: true, sealed: 12, unsealed: 0, checkpoints: 1, problem: null });
+        assert.equal((await verifyStream(t.db, 'audit_events')).sealed, 12);
+        // Offline: the checkpoint text, its signature and the CA key are all an auditor needs.
+        const cp = await t.db.selectFrom('chain_checkpoints').selectAll().executeTakeFirstOrThrow();
+        writeFileSync(path.join(dir, 'allowed'), `jit-ssh-ca ${publicKeyLine(signer)}\n`);
+        writeFileSync(path.join(dir, 'cp.sig'), cp.signature);
+        const out = execFileSync('ssh-keygen', ['-Y', 'verify', '-f', path.join(dir, 'allowed'), '-I', 'jit-ssh-ca', '-n', CHECKPOINT_NAMESPACE, '-s', path.join(dir, 'cp.sig')], {
+          input: checkpointText('certificates', 12n, Buffer.from(cp.chain_hash), cp.at),
+          encoding: 'utf8',
+        });
+        assert.match(out, /Good "jit-ssh-checkpoint" signature/);
+      } finally {
+        await t.cleanup();
+      }
+    });
+
+    const tampering: Array<[string, (serials: string[]) => Array<ReturnType<typeof sql>>, RegExp]> = [
+      ['fail: an altered record is named', (s) => [sql`update certificates set principals = '{root}' where serial = ${s[4]}`], /^certificates record (\d+) \(position 5\) was altered$/],
+      ['fail: a deleted record is named', (s) => [sql`delete from certificates where serial = ${s[2]}`], /^certificates record (\d+) \(position 3\) is missing$/],
+      ['fail: a deleted link is found', () => [sql`delete from chain_links where stream = 'certificates' and position = 6`], /^the chain has no link at position 6/],
+      ['fail: a forged link (record and hash both rewritten) breaks the chain', (s) => [sql`update chain_links set record_hash = sha256('x'::bytea) where stream = 'certificates' and record_key = ${s[7]}`], /^certificates record \d+ \(position 8\) was altered$/],
+      ['fail: a removed tail is caught by the signed checkpoint', (s) => [sql`delete from chain_links where stream = 'certificates' and position >= 9`, sql`delete from certificates where serial in (${s[8]}, ${s[9]})`], /^signed checkpoint at position 10 has no link/],
+    ];
+    for (const [name, statement, problem] of tampering) {
+      test(name, async () => {
+        const t = await backend.open();
+        try {
+          const serials = await seed(t.db, 10);
+          await sealStream(t.db, 'certificates', new Date());
+          await checkpoint(t.db, 'certificates', signer, new Date());
+          await tamper(t.db, statement(serials));
+          const v = await verifyStream(t.db, 'certificates');
+          assert.equal(v.ok, false);
+          assert.match(v.problem!.detail, problem);
+          const named = problem.exec(v.problem!.detail)?.[1];
+          if (named) assert.ok(serials.includes(named));
+        } finally {
+          await t.cleanup();
+        }
+      });
+    }
+
+    test('ok: sealers on two instances and writers at once: every record sealed exactly once', async () => {
+      const t = await backend.open();
+      try {
+        await Promise.all([seed(t.db, 20), sealStream(t.db, 'certificates', new Date()), seed(t.db, 20), sealStream(t.db, 'certificates', new Date())]);
+        while ((await sealStream(t.db, 'certificates', new Date())) > 0);
+        const v = await verifyStream(t.db, 'certificates');
+        assert.deepEqual([v.ok, v.sealed, v.unsealed], [true, 40, 0]);
+      } finally {
+        await t.cleanup();
+      }
+    });
+  });
+}
+
+describe('least privilege (postgres)', { skip: POSTGRES_URL ? false : 'set TEST_DATABASE_URL' }, () => {
+  test('fail: the service role may add to the logs but never change or remove them', async () => {
+    const t = await BACKENDS.find((b) => b.name === 'postgres')!.open();
+    try {
+      const serials = await seed(t.db, 1);
+      await t.db.connection().execute(async (c) => {
+        await sql`set role jit_ssh_service`.execute(c);
+        try {
+          await assert.rejects(sql`update certificates set username = 'x'`.execute(c), /permission denied/);
+          await assert.rejects(sql`delete from audit_events`.execute(c), /permission denied/);
+          await assert.rejects(sql`delete from chain_links`.execute(c), /permission denied/);
+          await assert.rejects(sql`truncate certificates`.execute(c), /permission denied/);
+          const { rows } = await sql<{ n: string }>`select count(*) as n from certificates where serial = ${serials[0]}`.execute(c);
+          assert.equal(rows[0]!.n, '1');
+        } finally {
+          await sql`reset role`.execute(c);
+        }
+      });
+    } finally {
+      await t.cleanup();
+    }
+  });
+});
