@@ -14,6 +14,7 @@ import { createNotifier, type Notifier } from './services/notify.js';
 import { createPolicyStore } from './services/policy-store.js';
 import { PolicyError } from './core/policy.js';
 import { appendEvent } from './db/audit-events.js';
+import { createAuditService, startSealer } from './services/audit.js';
 import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
 import { createAdminApp } from './http/admin-app.js';
 import { listenAdminSocket } from './http/admin-socket.js';
@@ -93,6 +94,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const requests = createRequestService({ db: database.db, policy: policyStore.current });
   const certificates = createCertificateService({ db: database.db, issuer, policy: policyStore.current });
   const notifier = createNotifier({ db: database.db, secret: config.webhookSecret, logger });
+  const audit = createAuditService({ db: database.db });
   const reloadPolicy = async (actor: string): Promise<PolicyReloadResult> => {
     let result: PolicyReloadResult;
     try {
@@ -115,6 +117,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     requests,
     certificates,
     reloadPolicy,
+    audit,
   });
   let adminSocket: { close(): Promise<void> };
   try {
@@ -160,6 +163,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   }, 15_000);
   expiry.unref();
   notifier.start();
+  const sealer = startSealer({ db: database.db, signer: keys.signer, logger });
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -167,6 +171,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       clearInterval(housekeeping);
       clearInterval(expiry);
       await notifier.stop();
+      await sealer.stop();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);

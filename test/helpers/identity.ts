@@ -17,6 +17,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { createCertificateService } from '../../src/services/certificates.js';
 import { createIssuer } from '../../src/services/issuer.js';
 import { createRequestService } from '../../src/services/requests.js';
+import { createAuditService } from '../../src/services/audit.js';
 import { caSigner } from './keys.js';
 
 export const TEST_AUTH: AuthSettings = {
@@ -75,6 +76,7 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
     requests,
     certificates,
     reloadPolicy: async () => ({ ok: false, problems: ['not in this test'] }),
+    audit: createAuditService({ db, now: clock.now }),
   });
   const setPolicy = (text: string) => {
     policy = parsePolicy(text);
@@ -86,11 +88,14 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
   const login = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
     app.request('/v1/auth/login', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
   /** Logs `u` in and returns a function making authenticated JSON calls as them. */
-  const as = async (u: { name: string; password: string; secret: string }) => {
+  const tokenFor = async (u: { name: string; password: string; secret: string }) => {
     clock.advance(30); // a fresh TOTP step for every login
     const res = await login({ username: u.name, password: u.password, totp: totpAt(u.secret, clock) });
     if (res.status !== 200) throw new Error(`login of ${u.name} failed: ${res.status}`);
-    const { token } = (await res.json()) as { token: string };
+    return ((await res.json()) as { token: string }).token;
+  };
+  const as = async (u: { name: string; password: string; secret: string }) => {
+    const token = await tokenFor(u);
     return async (method: string, path: string, body?: unknown) => {
       const r = await app.request(path, {
         method,
@@ -101,5 +106,5 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
       return { status: r.status, body: (text ? JSON.parse(text) : null) as any };
     };
   };
-  return { auth, users, requests, certificates, signer, app, addUser, login, as, setPolicy, settings: s };
+  return { auth, users, requests, certificates, signer, app, addUser, login, tokenFor, as, setPolicy, settings: s };
 }

@@ -18,6 +18,7 @@ function build(overrides: Partial<AppDeps> = {}) {
     requests: {} as AppDeps['requests'], // only reached after authentication, which always fails here
     certificates: {} as AppDeps['certificates'],
     reloadPolicy: async () => ({ ok: false, problems: [] }),
+    audit: {} as AppDeps['audit'],
     ...overrides,
   });
   return { app, lines };

@@ -1,0 +1,163 @@
+// Auditors' questions over the logs: filtered, newest first, paged by an
+// opaque cursor (the record's position in its log), each served by an index.
+
+import { sql, type Kysely } from 'kysely';
+import { parseDuration } from '../core/duration.js';
+import { DomainError } from '../core/errors.js';
+import type { Database } from '../db/schema.js';
+
+export interface CertificateFilter {
+  user?: string;
+  principal?: string;
+  role?: string;
+  serial?: string;
+  request?: string;
+  approver?: string;
+  break_glass?: boolean;
+  since?: Date;
+  until?: Date;
+  cursor?: string;
+  limit?: number;
+}
+
+export interface EventFilter {
+  actor?: string;
+  action?: string;
+  target?: string;
+  since?: Date;
+  until?: Date;
+  cursor?: string;
+  limit?: number;
+}
+
+export const MAX_PAGE = 1000;
+
+/** A time as RFC 3339, or a duration back from now ("30d", "2h"). */
+export function parseTime(text: string, now: Date, what: string): Date {
+  const ago = parseDuration(text);
+  if (ago !== null) return new Date(now.getTime() - ago * 1000);
+  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+)?(Z|[+-]\d{2}:?\d{2})?$/.test(text) && !Number.isNaN(Date.parse(text))) return new Date(text);
+  throw new DomainError('invalid_input', `${what} must be an RFC 3339 time or a duration such as 30d`);
+}
+
+const encodeCursor = (seq: string) => Buffer.from(`s:${seq}`).toString('base64url');
+function decodeCursor(cursor: string | undefined): string | null {
+  if (!cursor) return null;
+  const m = /^s:(\d{1,19})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m) throw new DomainError('invalid_input', 'cursor is not one this server gave out');
+  return m[1]!;
+}
+
+function limitOf(n: number | undefined): number {
+  if (n === undefined) return 100;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw new DomainError('invalid_input', `limit must be between 1 and ${MAX_PAGE}`);
+  return n;
+}
+
+export interface CertificateView {
+  serial: string;
+  key_id: string;
+  username: string;
+  request_id: string | null;
+  role: string | null;
+  principals: string[];
+  valid_after: string;
+  valid_before: string;
+  extensions: string[];
+  critical_options: Record<string, string>;
+  public_key_type: string;
+  public_key_fingerprint: string;
+  ca_key_fingerprint: string;
+  client_address: string | null;
+  issued_at: string;
+  break_glass: boolean;
+  revoked_at: string | null;
+  first_used: string | null;
+  last_used: string | null;
+  certificate: string;
+}
+
+export async function queryCertificates(db: Kysely<Database>, f: CertificateFilter): Promise<{ certificates: CertificateView[]; next_cursor: string | null }> {
+  const limit = limitOf(f.limit);
+  const after = decodeCursor(f.cursor);
+  if (f.serial !== undefined && !/^\d{1,20}$/.test(f.serial)) throw new DomainError('invalid_input', 'serial must be a decimal number');
+  let q = db
+    .selectFrom('certificates as c')
+    .leftJoin('grants as g', 'g.id', 'c.request_id')
+    .leftJoin('revocations as v', 'v.serial', 'c.serial')
+    .select([
+      'c.serial', 'c.key_id', 'c.username', 'c.request_id', 'c.role', 'c.principals', 'c.valid_after', 'c.valid_before', 'c.extensions', 'c.critical_options',
+      'c.public_key_type', 'c.public_key_fingerprint', 'c.ca_key_fingerprint', 'c.client_address', 'c.issued_at', 'c.certificate', 'c.seq', 'g.break_glass', 'v.revoked_at',
+    ])
+    .select((eb) => [
+      eb.selectFrom('certificate_usage as u').whereRef('u.serial', '=', 'c.serial').select((e) => e.fn.min('u.first_seen').as('f')).as('first_used'),
+      eb.selectFrom('certificate_usage as u').whereRef('u.serial', '=', 'c.serial').select((e) => e.fn.max('u.last_seen').as('l')).as('last_used'),
+    ]);
+  if (f.user) q = q.where('c.username', '=', f.user);
+  if (f.role) q = q.where('c.role', '=', f.role);
+  if (f.request) q = q.where('c.request_id', '=', f.request);
+  if (f.serial) q = q.where('c.serial', '=', f.serial);
+  if (f.principal) q = q.where(sql<boolean>`c.principals @> array[${f.principal}]::text[]`);
+  if (f.since) q = q.where('c.issued_at', '>=', f.since);
+  if (f.until) q = q.where('c.issued_at', '<', f.until);
+  if (f.break_glass !== undefined) q = q.where(sql<boolean>`coalesce(g.break_glass, false) = ${f.break_glass}`);
+  if (f.approver) q = q.where((eb) => eb.exists(eb.selectFrom('approvals as a').whereRef('a.request_id', '=', 'c.request_id').where('a.approver', '=', f.approver!).where('a.decision', '=', 'approve').select('a.approver')));
+  if (after) q = q.where('c.seq', '<', after);
+  const rows = await q.orderBy('c.seq', 'desc').limit(limit + 1).execute();
+  const page = rows.slice(0, limit);
+  const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : null);
+  return {
+    certificates: page.map((r) => ({
+      serial: r.serial,
+      key_id: r.key_id,
+      username: r.username,
+      request_id: r.request_id,
+      role: r.role,
+      principals: r.principals,
+      valid_after: r.valid_after.toISOString(),
+      valid_before: r.valid_before.toISOString(),
+      extensions: r.extensions,
+      critical_options: r.critical_options,
+      public_key_type: r.public_key_type,
+      public_key_fingerprint: r.public_key_fingerprint,
+      ca_key_fingerprint: r.ca_key_fingerprint,
+      client_address: r.client_address,
+      issued_at: r.issued_at.toISOString(),
+      break_glass: r.break_glass ?? false,
+      revoked_at: iso(r.revoked_at),
+      first_used: iso(r.first_used as Date | null),
+      last_used: iso(r.last_used as Date | null),
+      certificate: r.certificate,
+    })),
+    next_cursor: rows.length > limit ? encodeCursor(page.at(-1)!.seq) : null,
+  };
+}
+
+export interface EventView {
+  id: string;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  outcome: string;
+  client_address: string | null;
+  details: Record<string, unknown>;
+}
+
+export async function queryEvents(db: Kysely<Database>, f: EventFilter): Promise<{ events: EventView[]; next_cursor: string | null }> {
+  const limit = limitOf(f.limit);
+  const after = decodeCursor(f.cursor);
+  let q = db.selectFrom('audit_events').selectAll();
+  if (f.actor) q = q.where('actor', '=', f.actor);
+  if (f.action) q = q.where('action', '=', f.action);
+  if (f.target) q = q.where('target', '=', f.target);
+  if (f.since) q = q.where('at', '>=', f.since);
+  if (f.until) q = q.where('at', '<', f.until);
+  if (after) q = q.where('id', '<', after);
+  const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
+  const page = rows.slice(0, limit);
+  return {
+    events: page.map((e) => ({ id: e.id, at: e.at.toISOString(), actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, client_address: e.client_address, details: e.details })),
+    next_cursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null,
+  };
+}

@@ -1,0 +1,36 @@
+import { Hono } from 'hono';
+import { stream } from 'hono/streaming';
+import type { AuditService } from '../../services/audit.js';
+import type { AuthService } from '../../services/auth.js';
+import { auditors, requireRole, requireUser } from '../middleware/auth.js';
+import type { AppEnv } from '../types.js';
+
+export interface AuditRoutesDeps {
+  auth: AuthService;
+  audit: AuditService;
+}
+
+export function auditRoutes(deps: AuditRoutesDeps) {
+  const app = new Hono<AppEnv>();
+  const user = requireUser(deps.auth);
+  const auditor = requireRole(auditors, 'auditors');
+  app.use('/v1/audit/*', user, auditor);
+  // POST /v1/certificates is for engineers (their own grants); reading the log is for auditors.
+  app.get('/v1/certificates', user, auditor, async (c) => c.json(await deps.audit.certificates(c.req.query())));
+  app.get('/v1/audit/events', async (c) => c.json(await deps.audit.events(c.req.query())));
+  app.get('/v1/audit/verify', async (c) => {
+    const result = await deps.audit.verify();
+    return c.json(result, result.ok ? 200 : 409);
+  });
+  app.get('/v1/audit/export', async (c) => {
+    const lines = deps.audit.export(c.req.query('stream') ?? 'certificates', c.req.query());
+    // Read the first line before answering, so bad parameters still get a problem+json answer.
+    const first = await lines.next();
+    c.header('Content-Type', 'application/x-ndjson');
+    return stream(c, async (s) => {
+      if (!first.done) await s.write(first.value);
+      for await (const line of lines) await s.write(line);
+    });
+  });
+  return app;
+}

@@ -1,0 +1,82 @@
+// What auditors ask of the logs, and the sealer that keeps the chain current.
+
+import type { Kysely } from 'kysely';
+import { DomainError } from '../core/errors.js';
+import { checkpoint, sealStream, STREAMS, verifyStream, type VerifyResult } from '../audit/chain.js';
+import { parseTime, queryCertificates, queryEvents, type CertificateFilter, type EventFilter } from '../audit/queries.js';
+import type { Database } from '../db/schema.js';
+import type { Signer } from '../ssh/signer.js';
+import { errorFields, type Logger } from '../log.js';
+
+export interface AuditService {
+  certificates(query: Record<string, string | undefined>): ReturnType<typeof queryCertificates>;
+  events(query: Record<string, string | undefined>): ReturnType<typeof queryEvents>;
+  verify(): Promise<{ ok: boolean; streams: VerifyResult[] }>;
+  /** Every record of a period, newest first, one JSON object per line. */
+  export(stream: string, query: Record<string, string | undefined>): AsyncGenerator<string>;
+}
+
+function str(q: Record<string, string | undefined>, k: string): string | undefined {
+  const v = q[k];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+export function createAuditService(deps: { db: Kysely<Database>; now?: () => Date }): AuditService {
+  const now = deps.now ?? (() => new Date());
+  const times = (q: Record<string, string | undefined>) => ({
+    since: str(q, 'since') ? parseTime(str(q, 'since')!, now(), 'since') : undefined,
+    until: str(q, 'until') ? parseTime(str(q, 'until')!, now(), 'until') : undefined,
+  });
+  const limit = (q: Record<string, string | undefined>) => (str(q, 'limit') ? Number(str(q, 'limit')) : undefined);
+  const certFilter = (q: Record<string, string | undefined>): CertificateFilter => {
+    const bg = str(q, 'break_glass');
+    if (bg !== undefined && bg !== 'true' && bg !== 'false') throw new DomainError('invalid_input', 'break_glass must be true or false');
+    return { user: str(q, 'user'), principal: str(q, 'principal'), role: str(q, 'role'), serial: str(q, 'serial'), request: str(q, 'request'), approver: str(q, 'approver'), break_glass: bg === undefined ? undefined : bg === 'true', cursor: str(q, 'cursor'), limit: limit(q), ...times(q) };
+  };
+  const eventFilter = (q: Record<string, string | undefined>): EventFilter => ({ actor: str(q, 'actor'), action: str(q, 'action'), target: str(q, 'target'), cursor: str(q, 'cursor'), limit: limit(q), ...times(q) });
+
+  return {
+    certificates: (q) => queryCertificates(deps.db, certFilter(q)),
+    events: (q) => queryEvents(deps.db, eventFilter(q)),
+    async verify() {
+      const streams: VerifyResult[] = [];
+      for (const s of STREAMS) streams.push(await verifyStream(deps.db, s));
+      return { ok: streams.every((s) => s.ok), streams };
+    },
+    async *export(stream, q) {
+      if (stream !== 'certificates' && stream !== 'events') throw new DomainError('invalid_input', 'stream must be certificates or events');
+      // Pages newest-first by cursor, so a period is read in bounded memory; each page is emitted as read.
+      let cursor: string | undefined;
+      do {
+        const page = stream === 'certificates' ? await queryCertificates(deps.db, { ...certFilter(q), cursor, limit: 1000 }) : await queryEvents(deps.db, { ...eventFilter(q), cursor, limit: 1000 });
+        const items = 'certificates' in page ? page.certificates : page.events;
+        for (const item of items) yield JSON.stringify({ stream, ...item }) + '\n';
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor);
+    },
+  };
+}
+
+/** Seals new records every `intervalMs` and signs the chain heads every `checkpointMs`. */
+export function startSealer(deps: { db: Kysely<Database>; signer: Signer; logger: Logger; intervalMs?: number; checkpointMs?: number }): { stop(): Promise<void>; runOnce(): Promise<void> } {
+  let lastCheckpoint = 0;
+  let running: Promise<void> = Promise.resolve();
+  const runOnce = async () => {
+    for (const s of STREAMS) while ((await sealStream(deps.db, s, new Date())) > 0);
+    if (Date.now() - lastCheckpoint >= (deps.checkpointMs ?? 60_000)) {
+      for (const s of STREAMS) await checkpoint(deps.db, s, deps.signer, new Date());
+      lastCheckpoint = Date.now();
+    }
+  };
+  const timer = setInterval(() => {
+    running = running.then(runOnce).catch((e) => deps.logger.warn('sealing the audit log failed', errorFields(e)));
+  }, deps.intervalMs ?? 1000);
+  timer.unref();
+  return {
+    runOnce: () => (running = running.then(runOnce)),
+    async stop() {
+      clearInterval(timer);
+      await running.catch(() => {});
+    },
+  };
+}
