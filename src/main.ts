@@ -15,6 +15,7 @@ import { createPolicyStore } from './services/policy-store.js';
 import { PolicyError } from './core/policy.js';
 import { appendEvent } from './db/audit-events.js';
 import { createAuditService, startSealer } from './services/audit.js';
+import { createRevocationService } from './services/revocation.js';
 import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
 import { createAdminApp } from './http/admin-app.js';
 import { listenAdminSocket } from './http/admin-socket.js';
@@ -95,6 +96,11 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const certificates = createCertificateService({ db: database.db, issuer, policy: policyStore.current });
   const notifier = createNotifier({ db: database.db, secret: config.webhookSecret, logger });
   const audit = createAuditService({ db: database.db });
+  const caKeyBlobs = new Map(keys.publicKeys.map((line) => {
+    const blob = Buffer.from(line.split(' ')[1]!, 'base64');
+    return [parsePublicKeyBlob(blob).fingerprint, blob] as const;
+  }));
+  const revocation = createRevocationService({ db: database.db, signer: keys.signer, caKeys: caKeyBlobs });
   const reloadPolicy = async (actor: string): Promise<PolicyReloadResult> => {
     let result: PolicyReloadResult;
     try {
@@ -118,6 +124,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     certificates,
     reloadPolicy,
     audit,
+    krl: () => revocation.krl(),
   });
   let adminSocket: { close(): Promise<void> };
   try {

@@ -18,6 +18,7 @@ import { createCertificateService } from '../../src/services/certificates.js';
 import { createIssuer } from '../../src/services/issuer.js';
 import { createRequestService } from '../../src/services/requests.js';
 import { createAuditService } from '../../src/services/audit.js';
+import { createRevocationService } from '../../src/services/revocation.js';
 import { caSigner } from './keys.js';
 
 export const TEST_AUTH: AuthSettings = {
@@ -66,6 +67,7 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
   const requests = createRequestService({ db, policy: () => policy, now: clock.now });
   const issuer = createIssuer({ db, signer, now: clock.now });
   const certificates = createCertificateService({ db, issuer, policy: () => policy, now: clock.now });
+  const revocation = createRevocationService({ db, signer, caKeys: new Map([[signer.fingerprint, signer.publicKeyBlob]]), now: clock.now });
   const app = createApp({
     logger: silentLogger,
     bodyLimit: 65536,
@@ -77,6 +79,7 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
     certificates,
     reloadPolicy: async () => ({ ok: false, problems: ['not in this test'] }),
     audit: createAuditService({ db, now: clock.now }),
+    krl: () => revocation.krl(),
   });
   const setPolicy = (text: string) => {
     policy = parsePolicy(text);
@@ -106,5 +109,5 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
       return { status: r.status, body: (text ? JSON.parse(text) : null) as any };
     };
   };
-  return { auth, users, requests, certificates, signer, app, addUser, login, tokenFor, as, setPolicy, settings: s };
+  return { auth, users, requests, certificates, revocation, signer, app, addUser, login, tokenFor, as, setPolicy, settings: s };
 }

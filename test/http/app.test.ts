@@ -19,6 +19,7 @@ function build(overrides: Partial<AppDeps> = {}) {
     certificates: {} as AppDeps['certificates'],
     reloadPolicy: async () => ({ ok: false, problems: [] }),
     audit: {} as AppDeps['audit'],
+    krl: () => Promise.reject(new Error('not in this test')),
     ...overrides,
   });
   return { app, lines };
