@@ -14,8 +14,8 @@ import { createNotifier, type Notifier } from './services/notify.js';
 import { createPolicyStore } from './services/policy-store.js';
 import { PolicyError } from './core/policy.js';
 import { appendEvent } from './db/audit-events.js';
-import { createAuditService, startSealer } from './services/audit.js';
-import { createRevocationService } from './services/revocation.js';
+import { createAuditService, startSealer, type AuditService } from './services/audit.js';
+import { createRevocationService, type RevocationService } from './services/revocation.js';
 import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
 import { createAdminApp } from './http/admin-app.js';
 import { listenAdminSocket } from './http/admin-socket.js';
@@ -30,6 +30,8 @@ import { errorFields, type Logger } from './log.js';
 import { generateCaKey, loadCaKey, loadTrustedKeys } from './ssh/ca-key.js';
 import { parsePublicKeyBlob } from './ssh/pubkey.js';
 import { publicKeyLine, type Signer } from './ssh/signer.js';
+import { CA_KEYS_NAMESPACE, sshsign } from './ssh/sshsig.js';
+import { caPublicKeysText } from './http/routes/ca.js';
 
 export interface CaKeys {
   signer: Signer;
@@ -62,6 +64,8 @@ export interface RunningServer {
   users: UserAdmin;
   requests: RequestService;
   notifier: Notifier;
+  audit: AuditService;
+  revocation: RevocationService;
   /** Re-reads the policy file (what SIGHUP does); an invalid file is refused and logged. */
   reloadPolicy(actor: string): Promise<PolicyReloadResult>;
   database: DbHandle;
@@ -113,10 +117,12 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     await appendEvent(database.db, { at: new Date(), actor, action: 'policy.reload', target: config.policyPath, outcome: result.ok ? 'ok' : 'refused', clientAddress: null, details: result });
     return result;
   };
+  let caKeysSignature: Promise<string> | undefined;
   const app = createApp({
     logger,
     bodyLimit: config.bodyLimit,
     caPublicKeys: () => keys.publicKeys,
+    caPublicKeysSignature: () => (caKeysSignature ??= sshsign(keys.signer, CA_KEYS_NAMESPACE, Buffer.from(caPublicKeysText(keys.publicKeys)))),
     ready: () => database.ping(),
     auth,
     clientAddress: socketAddress,
@@ -186,7 +192,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       clearTimeout(timer);
       await database.close();
     })());
-  return { url, app, issuer, auth, users, requests, notifier, reloadPolicy, database, signer: keys.signer, close };
+  return { url, app, issuer, auth, users, requests, notifier, audit, revocation, reloadPolicy, database, signer: keys.signer, close };
 }
 
 /** Runs the server until SIGTERM or SIGINT, then drains requests and closes the database. */

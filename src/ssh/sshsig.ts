@@ -8,6 +8,9 @@ import { SshWriter } from './wire.js';
 
 const MAGIC = Buffer.from('SSHSIG');
 
+/** Namespace of the signature over `/v1/ca.pub` (what servers check before trusting a new CA key list). */
+export const CA_KEYS_NAMESPACE = 'jit-ssh-ca-keys';
+
 /** Signs `message` for `namespace`; returns the armored `-----BEGIN SSH SIGNATURE-----` text. */
 export async function sshsign(signer: Signer, namespace: string, message: Buffer): Promise<string> {
   const digest = createHash('sha512').update(message).digest();

@@ -20,6 +20,7 @@ function build(overrides: Partial<AppDeps> = {}) {
     reloadPolicy: async () => ({ ok: false, problems: [] }),
     audit: {} as AppDeps['audit'],
     krl: () => Promise.reject(new Error('not in this test')),
+    caPublicKeysSignature: () => Promise.reject(new Error('not in this test')),
     ...overrides,
   });
   return { app, lines };
