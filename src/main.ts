@@ -99,11 +99,11 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const requests = createRequestService({ db: database.db, policy: policyStore.current });
   const certificates = createCertificateService({ db: database.db, issuer, policy: policyStore.current });
   const notifier = createNotifier({ db: database.db, secret: config.webhookSecret, logger });
-  const audit = createAuditService({ db: database.db });
   const caKeyBlobs = new Map(keys.publicKeys.map((line) => {
     const blob = Buffer.from(line.split(' ')[1]!, 'base64');
     return [parsePublicKeyBlob(blob).fingerprint, blob] as const;
   }));
+  const audit = createAuditService({ db: database.db, trustedKeys: [...caKeyBlobs.values()] });
   const revocation = createRevocationService({ db: database.db, signer: keys.signer, caKeys: caKeyBlobs });
   const reloadPolicy = async (actor: string): Promise<PolicyReloadResult> => {
     let result: PolicyReloadResult;

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
-import { sshsign } from '../ssh/sshsig.js';
+import { sshsign, sshverify } from '../ssh/sshsig.js';
 import type { Signer } from '../ssh/signer.js';
 
 export type Stream = 'certificates' | 'audit_events';
@@ -119,9 +119,19 @@ export interface VerifyResult {
   problem: { position: string | null; record: string | null; detail: string } | null;
 }
 
+export interface VerifyOptions {
+  /**
+   * CA public key blobs (current and older) whose checkpoint signatures are
+   * accepted. Without them checkpoints are compared with the chain but their
+   * signatures are not checked (someone able to rewrite every link could then
+   * rewrite the checkpoints too).
+   */
+  trustedKeys?: readonly Buffer[];
+}
+
 /** Walks the whole chain of `stream`, checking every record, link and checkpoint. */
-export async function verifyStream(db: Kysely<Database>, stream: Stream): Promise<VerifyResult> {
-  const { table, key } = SPEC[stream];
+export async function verifyStream(db: Kysely<Database>, stream: Stream, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const { table, key, seq } = SPEC[stream];
   const result: VerifyResult = { stream, ok: true, sealed: 0, unsealed: 0, checkpoints: 0, problem: null };
   const fail = (position: bigint | string | null, record: string | null, detail: string) => {
     result.ok = false;
@@ -130,36 +140,57 @@ export async function verifyStream(db: Kysely<Database>, stream: Stream): Promis
   };
   let expected = 1n;
   let chain: Buffer = ZERO;
+  let lastSeq = 0n;
   for (;;) {
-    const { rows } = await sql<Record<string, unknown> & { l_position: string; l_key: string; l_rhash: Buffer; l_chash: Buffer }>`
-      select l.position as l_position, l.record_key as l_key, l.record_hash as l_rhash, l.chain_hash as l_chash, r.*
-      from chain_links l left join ${sql.table(table)} r on r.${sql.ref(key)}::text = l.record_key
+    // The cast is on the link's side so the record is found through its primary key.
+    const { rows } = await sql<Record<string, unknown> & { l_position: string; l_key: string; l_seq: string; l_rhash: Buffer; l_chash: Buffer }>`
+      select l.position as l_position, l.record_key as l_key, l.record_seq as l_seq, l.record_hash as l_rhash, l.chain_hash as l_chash, r.*
+      from chain_links l left join ${sql.table(table)} r on r.${sql.ref(key)} = l.record_key::bigint
       where l.stream = ${stream} and l.position >= ${expected.toString()}
       order by l.position limit ${PAGE}`.execute(db);
     if (rows.length === 0) break;
-    for (const { l_position, l_key, l_rhash, l_chash, ...rec } of rows) {
-      const link = { position: l_position, record_key: l_key, record_hash: l_rhash, chain_hash: l_chash };
-      const position = BigInt(link.position);
+    for (const { l_position, l_key, l_seq, l_rhash, l_chash, ...rec } of rows) {
+      const position = BigInt(l_position);
       if (position !== expected) return fail(expected, null, `the chain has no link at position ${expected} (a link was removed)`);
-      if (rec[key] === null || rec[key] === undefined) return fail(position, link.record_key, `${stream} record ${link.record_key} (position ${position}) is missing`);
+      if (rec[key] === null || rec[key] === undefined) return fail(position, l_key, `${stream} record ${l_key} (position ${position}) is missing`);
       const rh = recordHash(stream, rec);
-      if (!rh.equals(Buffer.from(link.record_hash))) return fail(position, link.record_key, `${stream} record ${link.record_key} (position ${position}) was altered`);
+      if (!rh.equals(Buffer.from(l_rhash))) return fail(position, l_key, `${stream} record ${l_key} (position ${position}) was altered`);
       chain = chainHash(chain, rh);
-      if (!chain.equals(Buffer.from(link.chain_hash))) return fail(position, link.record_key, `the chain is broken at position ${position} (record ${link.record_key})`);
+      if (!chain.equals(Buffer.from(l_chash))) return fail(position, l_key, `the chain is broken at position ${position} (record ${l_key})`);
+      if (BigInt(l_seq) > lastSeq) lastSeq = BigInt(l_seq);
       expected += 1n;
       result.sealed += 1;
     }
   }
-  const cps = await db.selectFrom('chain_checkpoints as c').leftJoin('chain_links as l', (j) => j.onRef('l.stream', '=', 'c.stream').onRef('l.position', '=', 'c.position')).select(['c.position', 'c.chain_hash', 'l.chain_hash as link_hash']).where('c.stream', '=', stream).execute();
+  const cps = await db
+    .selectFrom('chain_checkpoints as c')
+    .leftJoin('chain_links as l', (j) => j.onRef('l.stream', '=', 'c.stream').onRef('l.position', '=', 'c.position'))
+    .select(['c.position', 'c.chain_hash', 'c.at', 'c.signature', 'l.chain_hash as link_hash'])
+    .where('c.stream', '=', stream)
+    .orderBy('c.position')
+    .execute();
   for (const cp of cps) {
     if (!cp.link_hash) return fail(cp.position, null, `signed checkpoint at position ${cp.position} has no link: the end of the chain was removed`);
     if (!Buffer.from(cp.link_hash).equals(Buffer.from(cp.chain_hash))) return fail(cp.position, null, `signed checkpoint at position ${cp.position} does not match the chain`);
+    if (opts.trustedKeys) {
+      try {
+        sshverify(cp.signature, CHECKPOINT_NAMESPACE, Buffer.from(checkpointText(stream, BigInt(cp.position), Buffer.from(cp.chain_hash), cp.at)), opts.trustedKeys);
+      } catch (e) {
+        return fail(cp.position, null, `signed checkpoint at position ${cp.position} has a bad signature: ${(e as Error).message}`);
+      }
+    }
     result.checkpoints += 1;
   }
-  const { rows: unsealed } = await sql<{ n: string }>`
-    select count(*) as n from ${sql.table(table)} r
-    where not exists (select 1 from chain_links l where l.stream = ${stream} and l.record_key = r.${sql.ref(key)}::text)`.execute(db);
+  const unsealedWhere = sql`not exists (select 1 from chain_links l where l.stream = ${stream} and l.record_key = r.${sql.ref(key)}::text)`;
+  const { rows: unsealed } = await sql<{ n: string }>`select count(*) as n from ${sql.table(table)} r where ${unsealedWhere}`.execute(db);
   result.unsealed = Number(unsealed[0]!.n);
+  if (result.unsealed > 0) {
+    // The sealer never looks that far back: such a record was written out of order, outside the service.
+    const { rows: stranded } = await sql<{ k: string }>`
+      select r.${sql.ref(key)}::text as k from ${sql.table(table)} r
+      where r.${sql.ref(seq)} <= ${(lastSeq - BigInt(LOOKBACK)).toString()} and ${unsealedWhere}
+      order by r.${sql.ref(seq)} limit 1`.execute(db);
+    if (stranded[0]) return fail(null, stranded[0].k, `${stream} record ${stranded[0].k} is not on the chain and never will be (written out of order, outside the service)`);
+  }
   return result;
 }
-

@@ -21,7 +21,7 @@ function str(q: Record<string, string | undefined>, k: string): string | undefin
   return v === undefined || v === '' ? undefined : v;
 }
 
-export function createAuditService(deps: { db: Kysely<Database>; now?: () => Date }): AuditService {
+export function createAuditService(deps: { db: Kysely<Database>; now?: () => Date; /** CA public key blobs whose checkpoint signatures count. */ trustedKeys?: readonly Buffer[] }): AuditService {
   const now = deps.now ?? (() => new Date());
   const times = (q: Record<string, string | undefined>) => ({
     since: str(q, 'since') ? parseTime(str(q, 'since')!, now(), 'since') : undefined,
@@ -40,7 +40,7 @@ export function createAuditService(deps: { db: Kysely<Database>; now?: () => Dat
     events: (q) => queryEvents(deps.db, eventFilter(q)),
     async verify() {
       const streams: VerifyResult[] = [];
-      for (const s of STREAMS) streams.push(await verifyStream(deps.db, s));
+      for (const s of STREAMS) streams.push(await verifyStream(deps.db, s, { trustedKeys: deps.trustedKeys }));
       return { ok: streams.every((s) => s.ok), streams };
     },
     async *export(stream, q) {

@@ -70,6 +70,10 @@ export class SshReader {
     return out;
   }
 
+  raw(n: number, what = 'bytes'): Buffer {
+    return this.take(n, what);
+  }
+
   uint32(what = 'uint32'): number {
     return this.take(4, what).readUInt32BE(0);
   }

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { sql, type Kysely } from 'kysely';
-import { checkpoint, checkpointText, CHECKPOINT_NAMESPACE, sealStream, verifyStream } from '../../src/audit/chain.js';
+import { chainHash, checkpoint, checkpointText, CHECKPOINT_NAMESPACE, recordHash, sealStream, verifyStream } from '../../src/audit/chain.js';
 import { appendEvent } from '../../src/db/audit-events.js';
 import type { Database } from '../../src/db/schema.js';
 import { createIssuer } from '../../src/services/issuer.js';
@@ -96,6 +96,60 @@ for (const backend of BACKENDS) {
         }
       });
     }
+
+    test('fail: a chain rewritten from an altered record onwards is caught by the checkpoint signature', async () => {
+      const t = await backend.open();
+      try {
+        const serials = await seed(t.db, 6);
+        await sealStream(t.db, 'certificates', new Date());
+        const at = new Date();
+        await checkpoint(t.db, 'certificates', signer, at);
+        // An attacker with the database alters record 3, then recomputes every hash after it, checkpoint included.
+        await tamper(t.db, [sql`update certificates set principals = '{root}' where serial = ${serials[2]}`]);
+        const links = await t.db.selectFrom('chain_links').selectAll().where('stream', '=', 'certificates').orderBy('position').execute();
+        let chain: Buffer = Buffer.alloc(32);
+        const rewrites: Array<ReturnType<typeof sql>> = [];
+        for (const l of links) {
+          const { rows } = await sql<Record<string, unknown>>`select * from certificates where serial = ${l.record_key}`.execute(t.db);
+          const rh = recordHash('certificates', rows[0]!);
+          chain = chainHash(chain, rh);
+          rewrites.push(sql`update chain_links set record_hash = ${rh}, chain_hash = ${chain} where stream = 'certificates' and position = ${l.position}`);
+        }
+        rewrites.push(sql`update chain_checkpoints set chain_hash = ${chain} where stream = 'certificates'`);
+        await tamper(t.db, rewrites);
+        const unsigned = await verifyStream(t.db, 'certificates');
+        assert.equal(unsigned.ok, true, 'without the CA keys a full rewrite is consistent: the signature is what catches it');
+        const v = await verifyStream(t.db, 'certificates', { trustedKeys: [signer.publicKeyBlob] });
+        assert.equal(v.ok, false);
+        assert.match(v.problem!.detail, /^signed checkpoint at position 6 has a bad signature: signature does not verify$/);
+        const other = caSigner('ed25519');
+        const untrusted = await verifyStream(t.db, 'certificates', { trustedKeys: [other.publicKeyBlob] });
+        assert.match(untrusted.problem!.detail, /which is not a trusted CA key$/);
+      } finally {
+        await t.cleanup();
+      }
+    });
+
+    test('fail: a record slipped in behind the sealed part of the chain is named', async () => {
+      const t = await backend.open();
+      try {
+        await sql`insert into audit_events (at, actor, action, target, outcome, details)
+          select now(), 'u', 'test.bulk', g::text, 'ok', '{}'::jsonb from generate_series(1, 5010) g`.execute(t.db);
+        while ((await sealStream(t.db, 'audit_events', new Date())) > 0);
+        await appendEvent(t.db, { at: new Date(), actor: 'u', action: 'test.event', target: null, outcome: 'ok', clientAddress: null, details: {} });
+        const fresh = await verifyStream(t.db, 'audit_events');
+        assert.deepEqual([fresh.ok, fresh.sealed, fresh.unsealed], [true, 5010, 1], 'a record newer than the chain is counted, not failed: the sealer will take it');
+        // Far behind the head, where the sealer never looks again.
+        await sql`insert into audit_events (id, at, actor, action, target, outcome, details) overriding system value
+          values (0, now(), 'mallory', 'test.forged', null, 'ok', '{}')`.execute(t.db);
+        const v = await verifyStream(t.db, 'audit_events');
+        assert.equal(v.ok, false);
+        assert.equal(v.problem!.record, '0');
+        assert.match(v.problem!.detail, /^audit_events record 0 is not on the chain and never will be/);
+      } finally {
+        await t.cleanup();
+      }
+    });
 
     test('ok: sealers on two instances and writers at once: every record sealed exactly once', async () => {
       const t = await backend.open();
