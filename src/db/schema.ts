@@ -168,6 +168,15 @@ export interface CertificateUsageTable {
   logins: number;
 }
 
+export interface CertificateLoginsTable {
+  serial: string;
+  host: string;
+  source_address: string;
+  port: number;
+  login: string;
+  at: Date;
+}
+
 export interface Database {
   certificates: CertificatesTable;
   users: UsersTable;
@@ -183,6 +192,7 @@ export interface Database {
   revocations: RevocationsTable;
   krl_state: KrlStateTable;
   certificate_usage: CertificateUsageTable;
+  certificate_logins: CertificateLoginsTable;
 }
 
 export type RequestRow = Selectable<RequestsTable>;

@@ -3,6 +3,7 @@
 import type { Kysely } from 'kysely';
 import { DomainError } from '../core/errors.js';
 import { checkpoint, sealStream, STREAMS, verifyStream, type VerifyResult } from '../audit/chain.js';
+import { ingestSshdLog, type IngestResult } from '../audit/usage.js';
 import { parseTime, queryCertificates, queryEvents, type CertificateFilter, type EventFilter } from '../audit/queries.js';
 import type { Database } from '../db/schema.js';
 import type { Signer } from '../ssh/signer.js';
@@ -14,6 +15,8 @@ export interface AuditService {
   verify(): Promise<{ ok: boolean; streams: VerifyResult[] }>;
   /** Every record of a period, newest first, one JSON object per line. */
   export(stream: string, query: Record<string, string | undefined>): AsyncGenerator<string>;
+  /** Records the certificate logins found in sshd log text (see audit/usage.ts). */
+  ingestSshd(text: string, host: string): Promise<IngestResult>;
 }
 
 function str(q: Record<string, string | undefined>, k: string): string | undefined {
@@ -42,6 +45,11 @@ export function createAuditService(deps: { db: Kysely<Database>; now?: () => Dat
       const streams: VerifyResult[] = [];
       for (const s of STREAMS) streams.push(await verifyStream(deps.db, s, { trustedKeys: deps.trustedKeys }));
       return { ok: streams.every((s) => s.ok), streams };
+    },
+    async ingestSshd(text, host) {
+      if (typeof text !== 'string') throw new DomainError('invalid_input', 'the sshd log must be text');
+      if (typeof host !== 'string' || !/^[A-Za-z0-9._:-]{1,253}$/.test(host)) throw new DomainError('invalid_input', 'host must be a host name');
+      return ingestSshdLog(deps.db, text, { host, now: now() });
     },
     async *export(stream, q) {
       if (stream !== 'certificates' && stream !== 'events') throw new DomainError('invalid_input', 'stream must be certificates or events');

@@ -67,6 +67,21 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addPrimaryKeyConstraint('certificate_usage_pkey', ['serial', 'host', 'source_address', 'login'])
     .execute();
 
+  // Each certificate login seen in an sshd log, once: ingesting overlapping
+  // logs (a cron job reading the last hour every 5 minutes) counts nothing twice.
+  // A login is known by its certificate, host and client address and port
+  // (not its time: sshd -E and journalctl -o cat lines carry none).
+  await db.schema
+    .createTable('certificate_logins')
+    .addColumn('serial', 'bigint', (c) => c.notNull().references('certificates.serial'))
+    .addColumn('host', 'text', (c) => c.notNull())
+    .addColumn('source_address', 'text', (c) => c.notNull())
+    .addColumn('port', 'integer', (c) => c.notNull())
+    .addColumn('login', 'text', (c) => c.notNull())
+    .addColumn('at', 'timestamptz', (c) => c.notNull())
+    .addPrimaryKeyConstraint('certificate_logins_pkey', ['serial', 'host', 'source_address', 'port'])
+    .execute();
+
   for (const table of ['chain_links', 'chain_checkpoints', 'revocations']) {
     await sql`create trigger ${sql.raw(`${table}_append_only`)} before update or delete on ${sql.table(table)}
       for each row execute function jit_ssh_append_only()`.execute(db);
@@ -91,14 +106,14 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`do $$ begin
     if exists (select 1 from pg_roles where rolname = 'jit_ssh_service') then
       grant select, insert on certificates, audit_events, chain_links, chain_checkpoints, revocations to jit_ssh_service;
-      grant select, insert, update, delete on users, sessions, login_throttle, requests, approvals, grants, notifications, krl_state, certificate_usage to jit_ssh_service;
+      grant select, insert, update, delete on users, sessions, login_throttle, requests, approvals, grants, notifications, krl_state, certificate_usage, certificate_logins to jit_ssh_service;
       grant select on jit_ssh_migrations, jit_ssh_migrations_lock to jit_ssh_service;
     end if;
   end $$`.execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const t of ['certificate_usage', 'krl_state', 'revocations', 'chain_checkpoints', 'chain_links']) await db.schema.dropTable(t).execute();
+  for (const t of ['certificate_logins', 'certificate_usage', 'krl_state', 'revocations', 'chain_checkpoints', 'chain_links']) await db.schema.dropTable(t).execute();
   await sql`drop trigger certificates_append_only on certificates`.execute(db);
   await sql`drop trigger certificates_no_truncate on certificates`.execute(db);
   await sql`alter table certificates drop column seq`.execute(db);

@@ -1,0 +1,106 @@
+// Correlating sshd's log with the issuance log: sshd prints the key ID and
+// serial of every certificate login, e.g.
+//   Accepted publickey for alice from 10.0.0.5 port 50576 ssh2: ED25519-CERT SHA256:... ID alice@jit-ssh req=01J... serial=12 (serial 12) CA ED25519 SHA256:...
+// Each such line is matched to an issued certificate by serial. Every login is
+// kept once, known by certificate, host, client address and port
+// (certificate_logins: the same log read twice counts nothing twice)
+// and summed per certificate, host, source address and login name
+// (certificate_usage: first and last seen, number of logins).
+
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+
+// sshd writes the key ID with control characters escaped, and its own "(serial N) CA" part last.
+const ACCEPTED = /Accepted publickey for (\S{1,256}) from (\S{1,256}) port (\d{1,5}) ssh2: \S+-CERT SHA256:\S+ ID .* \(serial (\d{1,20})\) CA \S+ SHA256:\S+/;
+// rsyslog's precise form "2026-11-22T15:40:01.123456+00:00 host sshd[1]:" and the classic "Nov 22 15:40:01 host sshd[1]:".
+const ISO_PREFIX = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))\s+(\S+)\s+sshd/;
+const SYSLOG_PREFIX = /^([A-Z][a-z]{2})\s+(\d{1,2}) (\d{2}):(\d{2}):(\d{2})\s+(\S+)\s+sshd/;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const MAX_SERIAL = (1n << 63n) - 1n;
+/** Lines per database round trip. */
+const BATCH = 500;
+
+export interface LoginSeen {
+  serial: string;
+  login: string;
+  source: string;
+  port: number;
+  host: string;
+  at: Date;
+}
+
+/**
+ * Parses one sshd log line; null when it is not a certificate login. Lines
+ * without a syslog time stamp (sshd -E, journalctl -o cat) take `defaults`.
+ */
+export function parseSshdLine(line: string, defaults: { host: string; now: Date }): LoginSeen | null {
+  const m = ACCEPTED.exec(line);
+  if (!m) return null;
+  let at = defaults.now;
+  let host = defaults.host;
+  const iso = ISO_PREFIX.exec(line);
+  const sys = SYSLOG_PREFIX.exec(line);
+  if (iso && !Number.isNaN(Date.parse(iso[1]!))) {
+    at = new Date(iso[1]!);
+    host = iso[2]!;
+  } else if (sys && MONTHS.includes(sys[1]!)) {
+    // Classic syslog has no year: take the latest such date not in the future.
+    const year = defaults.now.getUTCFullYear();
+    const make = (y: number) => new Date(Date.UTC(y, MONTHS.indexOf(sys[1]!), Number(sys[2]), Number(sys[3]), Number(sys[4]), Number(sys[5])));
+    at = make(year) > defaults.now ? make(year - 1) : make(year);
+    host = sys[6]!;
+  }
+  return { login: m[1]!, source: m[2]!, port: Number(m[3]), serial: m[4]!, host, at };
+}
+
+export interface IngestResult {
+  /** Non-empty lines read. */
+  lines: number;
+  /** Certificate logins among them. */
+  logins: number;
+  /** Logins by a certificate this CA issued, recorded now. */
+  matched: number;
+  /** Logins already recorded by an earlier ingestion. */
+  duplicate: number;
+  /** Certificate logins whose serial this CA never issued (another CA, or a forged log line). */
+  unknown: number;
+}
+
+/** Records certificate logins from sshd log text; lines that are not certificate logins are skipped. */
+export async function ingestSshdLog(db: Kysely<Database>, text: string, defaults: { host: string; now: Date }): Promise<IngestResult> {
+  const lines = text.split('\n');
+  const seen = lines.map((l) => parseSshdLine(l, defaults)).filter((x): x is LoginSeen => x !== null);
+  const result: IngestResult = { lines: lines.filter((l) => l.trim() !== '').length, logins: seen.length, matched: 0, duplicate: 0, unknown: 0 };
+  for (let i = 0; i < seen.length; i += BATCH) {
+    const batch = seen.slice(i, i + BATCH);
+    const candidates = [...new Set(batch.map((s) => s.serial))].filter((s) => BigInt(s) <= MAX_SERIAL);
+    const known = new Set(candidates.length === 0 ? [] : (await db.selectFrom('certificates').select('serial').where('serial', 'in', candidates).execute()).map((r) => r.serial));
+    const ours = batch.filter((s) => known.has(s.serial));
+    result.unknown += batch.length - ours.length;
+    if (ours.length === 0) continue;
+    const values = sql.join(ours.map((s) => sql`(${s.serial}::bigint, ${s.host}, ${s.source}, ${s.port}::integer, ${s.login}, ${s.at.toISOString()}::timestamptz)`));
+    // Only logins not seen before add to the summary, in the same statement.
+    const { rows } = await sql<{ added: string }>`
+      with seen (serial, host, source_address, port, login, at) as (values ${values}),
+      fresh as (
+        insert into certificate_logins (serial, host, source_address, port, login, at)
+        select distinct on (serial, host, source_address, port) * from seen
+        on conflict do nothing
+        returning *
+      ),
+      summed as (
+        insert into certificate_usage as u (serial, host, source_address, login, first_seen, last_seen, logins)
+        select serial, host, source_address, login, min(at), max(at), count(*) from fresh group by serial, host, source_address, login
+        on conflict (serial, host, source_address, login) do update set
+          first_seen = least(u.first_seen, excluded.first_seen),
+          last_seen = greatest(u.last_seen, excluded.last_seen),
+          logins = u.logins + excluded.logins
+        returning 1
+      )
+      select count(*)::text as added from fresh`.execute(db);
+    const added = Number(rows[0]!.added);
+    result.matched += added;
+    result.duplicate += ours.length - added;
+  }
+  return result;
+}
