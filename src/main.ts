@@ -56,6 +56,16 @@ export async function loadCaKeys(config: ServerConfig, logger: Logger): Promise<
   return { signer, publicKeys };
 }
 
+/** The CA public key blobs by fingerprint, from `TrustedUserCAKeys` lines. */
+export function caKeyBlobs(lines: readonly string[]): Map<string, Buffer> {
+  return new Map(
+    lines.map((line) => {
+      const blob = Buffer.from(line.split(' ')[1]!, 'base64');
+      return [parsePublicKeyBlob(blob).fingerprint, blob] as const;
+    }),
+  );
+}
+
 export interface RunningServer {
   url: string;
   app: App;
@@ -99,12 +109,9 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const requests = createRequestService({ db: database.db, policy: policyStore.current });
   const certificates = createCertificateService({ db: database.db, issuer, policy: policyStore.current });
   const notifier = createNotifier({ db: database.db, secret: config.webhookSecret, logger });
-  const caKeyBlobs = new Map(keys.publicKeys.map((line) => {
-    const blob = Buffer.from(line.split(' ')[1]!, 'base64');
-    return [parsePublicKeyBlob(blob).fingerprint, blob] as const;
-  }));
-  const audit = createAuditService({ db: database.db, trustedKeys: [...caKeyBlobs.values()] });
-  const revocation = createRevocationService({ db: database.db, signer: keys.signer, caKeys: caKeyBlobs });
+  const trustedBlobs = caKeyBlobs(keys.publicKeys);
+  const audit = createAuditService({ db: database.db, trustedKeys: [...trustedBlobs.values()] });
+  const revocation = createRevocationService({ db: database.db, signer: keys.signer, caKeys: trustedBlobs });
   const reloadPolicy = async (actor: string): Promise<PolicyReloadResult> => {
     let result: PolicyReloadResult;
     try {
@@ -134,7 +141,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   });
   let adminSocket: { close(): Promise<void> };
   try {
-    adminSocket = await listenAdminSocket(config.adminSocket, createAdminApp({ users, logger }).fetch);
+    adminSocket = await listenAdminSocket(config.adminSocket, createAdminApp({ users, audit, revocation, logger }).fetch);
   } catch (e) {
     await database.close();
     throw e;

@@ -7,13 +7,28 @@ import os from 'node:os';
 import type { ServerConfig } from '../config.js';
 import { DomainError, type ErrorCode } from '../core/errors.js';
 import { createSecretBox, loadOrCreateSecretKey } from '../auth/secret-box.js';
-import { migrate, openDatabase } from '../db/index.js';
+import { migrate, openDatabase, type DbHandle } from '../db/index.js';
+import { silentLogger } from '../log.js';
+import { caKeyBlobs, loadCaKeys, type CaKeys } from '../main.js';
+import { createAuditService, type AuditService } from '../services/audit.js';
+import { createRevocationService, type Krl, type RevokeTarget } from '../services/revocation.js';
 import { ACTOR_HEADER } from '../http/admin-app.js';
 import { socketAnswers } from '../http/admin-socket.js';
 import { createUserAdmin, type UserAdmin } from '../services/users.js';
 
+/** What `jit-ssh-ca audit ...`, `revoke` and `krl` need, the same through the socket or the database. */
+export interface AuditAdmin {
+  certificates: AuditService['certificates'];
+  events: AuditService['events'];
+  verify: AuditService['verify'];
+  ingestSshd: AuditService['ingestSshd'];
+  revoke(target: RevokeTarget, reason: string): Promise<{ revoked: string[] }>;
+  krl(): Promise<Krl>;
+}
+
 export interface AdminSession {
   users: UserAdmin;
+  audit: AuditAdmin;
   /** Who is acting, as the audit log records it. */
   actor: string;
   via: 'socket' | 'database';
@@ -27,11 +42,11 @@ export function osActor(): string {
 const CODE_OF: Record<number, ErrorCode> = { 400: 'invalid_input', 404: 'not_found', 409: 'conflict' };
 
 function socketCall(socketPath: string, actor: string) {
-  return (method: string, path: string, body?: unknown): Promise<unknown> =>
+  return (method: string, path: string, body?: unknown, query?: Record<string, string | undefined>): Promise<unknown> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = http.request(
-        { socketPath, method, path, headers: { [ACTOR_HEADER]: actor, ...(payload ? { 'content-type': 'application/json' } : {}) } },
+        { socketPath, method, path: withQuery(path, query), headers: { [ACTOR_HEADER]: actor, ...(payload ? { 'content-type': 'application/json' } : {}) } },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
@@ -47,6 +62,42 @@ function socketCall(socketPath: string, actor: string) {
       req.on('error', reject);
       req.end(payload);
     });
+}
+
+function withQuery(path: string, query: Record<string, string | undefined> | undefined): string {
+  const q = new URLSearchParams(Object.entries(query ?? {}).filter((e): e is [string, string] => e[1] !== undefined));
+  return q.size > 0 ? `${path}?${q}` : path;
+}
+
+function socketAudit(socketPath: string, actor: string): AuditAdmin {
+  const call = socketCall(socketPath, actor);
+  return {
+    certificates: (q) => call('GET', '/admin/audit/certificates', undefined, q) as ReturnType<AuditAdmin['certificates']>,
+    events: (q) => call('GET', '/admin/audit/events', undefined, q) as ReturnType<AuditAdmin['events']>,
+    verify: () => call('GET', '/admin/audit/verify') as ReturnType<AuditAdmin['verify']>,
+    ingestSshd: (text, host) => call('POST', '/admin/audit/sshd-log', { text, host }) as ReturnType<AuditAdmin['ingestSshd']>,
+    revoke: (target, reason) => call('POST', '/admin/revocations', { ...target, reason }) as ReturnType<AuditAdmin['revoke']>,
+    krl: async () => {
+      const k = (await call('GET', '/admin/krl')) as Omit<Krl, 'krl'> & { krl: string };
+      return { ...k, krl: Buffer.from(k.krl, 'base64') };
+    },
+  };
+}
+
+/** The audit and revocation services over the database itself; the CA key is loaded only when a KRL is asked for. */
+function directAudit(db: DbHandle['db'], config: ServerConfig, actor: string): AuditAdmin {
+  let keys: Promise<CaKeys> | undefined;
+  const caKeys = () => (keys ??= loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger));
+  const trusted = async () => caKeyBlobs((await caKeys()).publicKeys);
+  const audit = createAuditService({ db });
+  return {
+    certificates: (q) => audit.certificates(q),
+    events: (q) => audit.events(q),
+    verify: async () => createAuditService({ db, trustedKeys: [...(await trusted()).values()] }).verify(),
+    ingestSshd: (text, host) => audit.ingestSshd(text, host),
+    revoke: async (target, reason) => createRevocationService({ db, signer: (await caKeys()).signer, caKeys: await trusted() }).revoke(target, reason, actor),
+    krl: async () => createRevocationService({ db, signer: (await caKeys()).signer, caKeys: await trusted() }).krl(),
+  };
 }
 
 function socketUsers(socketPath: string, actor: string): UserAdmin {
@@ -66,13 +117,19 @@ function socketUsers(socketPath: string, actor: string): UserAdmin {
 export async function openAdmin(config: ServerConfig): Promise<AdminSession> {
   const actor = osActor();
   if (await socketAnswers(config.adminSocket)) {
-    return { users: socketUsers(config.adminSocket, actor), actor, via: 'socket', close: async () => {} };
+    return { users: socketUsers(config.adminSocket, actor), audit: socketAudit(config.adminSocket, actor), actor, via: 'socket', close: async () => {} };
   }
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   try {
     await migrate(database.db);
     const box = createSecretBox(config.secretKey ?? (await loadOrCreateSecretKey(config.dataDir)));
-    return { users: createUserAdmin({ db: database.db, box, passwordCost: config.auth.passwordCost }), actor, via: 'database', close: () => database.close() };
+    return {
+      users: createUserAdmin({ db: database.db, box, passwordCost: config.auth.passwordCost }),
+      audit: directAudit(database.db, config, actor),
+      actor,
+      via: 'database',
+      close: () => database.close(),
+    };
   } catch (e) {
     await database.close();
     throw e;

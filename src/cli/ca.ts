@@ -7,6 +7,7 @@ import { loadCaKeys, serveUntilSignalled } from '../main.js';
 import { runCli, UsageError } from './run.js';
 import { userCommand } from './user-commands.js';
 import { policyCheck } from './policy-commands.js';
+import { auditCommand } from './audit-commands.js';
 
 const settingFlags = Object.values(SERVER_SETTINGS)
   .filter((s) => s.flag !== null)
@@ -68,6 +69,28 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       groups: { type: 'string' },
       'password-stdin': { type: 'boolean' },
+      // audit, revoke, krl
+      user: { type: 'string' },
+      principal: { type: 'string' },
+      role: { type: 'string' },
+      serial: { type: 'string' },
+      request: { type: 'string' },
+      approver: { type: 'string' },
+      'break-glass': { type: 'string' },
+      actor: { type: 'string' },
+      action: { type: 'string' },
+      target: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      all: { type: 'boolean' },
+      format: { type: 'string' },
+      stream: { type: 'string' },
+      out: { type: 'string' },
+      sig: { type: 'string' },
+      host: { type: 'string' },
+      reason: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -98,6 +121,10 @@ async function main(argv: string[]): Promise<number> {
       if (sub !== 'check' || rest.length !== 1) throw new UsageError('usage: jit-ssh-ca policy check FILE');
       return policyCheck(rest[0]!);
     }
+    case 'audit':
+    case 'revoke':
+    case 'krl':
+      return auditCommand(command, sub, rest, loadServerConfig(process.env, flags), { flags: values, json: values.json === true });
     case 'user':
       return userCommand(sub, rest, loadServerConfig(process.env, flags), {
         json: values.json === true,

@@ -6,6 +6,8 @@
 import { Hono } from 'hono';
 import { DomainError } from '../core/errors.js';
 import { errorFields, type Logger } from '../log.js';
+import type { AuditService } from '../services/audit.js';
+import type { RevocationService } from '../services/revocation.js';
 import type { UserAdmin } from '../services/users.js';
 import { jsonBody } from './json.js';
 import { HttpProblem, problem, STATUS_OF } from './problem.js';
@@ -14,7 +16,14 @@ import type { AppEnv } from './types.js';
 export const ACTOR_HEADER = 'X-Jit-Ssh-Actor';
 const ACTOR = /^os:[A-Za-z0-9._-]{1,64}$/;
 
-export function createAdminApp(deps: { users: UserAdmin; logger: Logger }) {
+export interface AdminAppDeps {
+  users: UserAdmin;
+  audit: AuditService;
+  revocation: RevocationService;
+  logger: Logger;
+}
+
+export function createAdminApp(deps: AdminAppDeps) {
   const app = new Hono<AppEnv>();
   app.use(async function adminActor(c, next) {
     const actor = c.req.header(ACTOR_HEADER) ?? '';
@@ -26,6 +35,7 @@ export function createAdminApp(deps: { users: UserAdmin; logger: Logger }) {
 
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
   const list = (v: unknown) => (Array.isArray(v) ? v : []);
+  const optStr = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
   app.get('/admin/users', async (c) => c.json({ users: await deps.users.list() }));
   app.post('/admin/users', async (c) => {
@@ -48,6 +58,24 @@ export function createAdminApp(deps: { users: UserAdmin; logger: Logger }) {
   app.post('/admin/users/:name/groups', async (c) => {
     await deps.users.setGroups(c.req.param('name'), list((await jsonBody(c))['groups']), c.get('actor'));
     return c.body(null, 204);
+  });
+
+  // The auditors' views, for `jit-ssh-ca audit ...` and `revoke` on the CA host.
+  app.get('/admin/audit/certificates', async (c) => c.json(await deps.audit.certificates(c.req.query())));
+  app.get('/admin/audit/events', async (c) => c.json(await deps.audit.events(c.req.query())));
+  app.get('/admin/audit/verify', async (c) => c.json(await deps.audit.verify()));
+  app.post('/admin/audit/sshd-log', async (c) => {
+    const b = await jsonBody(c);
+    return c.json(await deps.audit.ingestSshd(b['text'] as string, b['host'] as string));
+  });
+  app.post('/admin/revocations', async (c) => {
+    const b = await jsonBody(c);
+    const target = { serial: optStr(b['serial']), user: optStr(b['user']), request: optStr(b['request']) };
+    return c.json(await deps.revocation.revoke(target, str(b['reason']), c.get('actor')));
+  });
+  app.get('/admin/krl', async (c) => {
+    const k = await deps.revocation.krl();
+    return c.json({ ...k, krl: k.krl.toString('base64') });
   });
 
   app.notFound((c) => problem(c, 404, `no admin route for ${c.req.method} ${c.req.path}`));
