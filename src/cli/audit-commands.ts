@@ -199,7 +199,7 @@ async function readInput(file: string): Promise<AsyncIterable<string>> {
 
 /** Reads the log in chunks of whole lines, so a large file never sits in memory (or one request) at once. */
 async function ingest(audit: AuditAdmin, file: string, opts: AuditOptions): Promise<void> {
-  const host = typeof opts.flags['host'] === 'string' ? opts.flags['host'] : 'unknown';
+  const host = typeof opts.flags['hostname'] === 'string' ? opts.flags['hostname'] : 'unknown';
   const total = { lines: 0, logins: 0, matched: 0, duplicate: 0, unknown: 0 };
   let pending = '';
   const flush = async (text: string) => {
@@ -272,7 +272,7 @@ async function writeKrl(audit: AuditAdmin, opts: AuditOptions): Promise<void> {
 export async function auditCommand(command: 'audit' | 'revoke' | 'krl', sub: string | undefined, args: string[], config: ServerConfig, opts: AuditOptions): Promise<number> {
   const known = ['list', 'events', 'verify', 'export', 'ingest-sshd'];
   if (command === 'audit' && (!sub || !known.includes(sub))) throw new UsageError(`usage: jit-ssh-ca audit ${known.join('|')} ...`);
-  if (command === 'audit' && sub === 'ingest-sshd' && args.length !== 1) throw new UsageError('usage: jit-ssh-ca audit ingest-sshd FILE|- [--host NAME]');
+  if (command === 'audit' && sub === 'ingest-sshd' && args.length !== 1) throw new UsageError('usage: jit-ssh-ca audit ingest-sshd FILE|- [--hostname NAME]');
   if (command === 'audit' && sub !== 'ingest-sshd' && args.length > 0) throw new UsageError(`audit ${sub} takes no arguments (got ${JSON.stringify(args[0])})`);
   if (command === 'krl' && sub !== undefined) throw new UsageError('usage: jit-ssh-ca krl [--out FILE] [--sig FILE]');
   const admin = await openAdmin(config);

@@ -27,9 +27,27 @@ Usage:
   jit-ssh-ca user set-password NAME [--password-stdin]
   jit-ssh-ca user set-groups NAME a,b
   jit-ssh-ca policy check FILE       validate a policy file; prints every problem with its path
+
+  jit-ssh-ca audit list [filters] [--format table|json|csv] [--all] [--limit N] [--cursor C]
+                                     issued certificates, newest first; filters: --user --principal --role
+                                     --serial --request --approver --break-glass true|false --since --until
+  jit-ssh-ca audit events [--actor A] [--action X] [--target T] [--since] [--until] [--format ...]
+  jit-ssh-ca audit verify [--json]   check the hash chain and its signed checkpoints; exit 1 naming the
+                                     first bad or missing record
+  jit-ssh-ca audit export [--stream certificates|events] [filters] [--out FILE]
+                                     every record of a period as JSON lines (for a SIEM)
+  jit-ssh-ca audit ingest-sshd FILE|- [--hostname NAME]
+                                     record certificate logins from an sshd log (read twice, counted once);
+                                     --hostname names the server for lines without a syslog prefix
+  jit-ssh-ca revoke SERIAL|--user NAME|--request ID --reason TEXT
+                                     revoke live certificates (a stolen laptop); servers refuse them once
+                                     they fetch the KRL
+  jit-ssh-ca krl [--out FILE] [--sig FILE]
+                                     the KRL for sshd's RevokedKeys (written atomically) and its signature
+                                     --since/--until take RFC 3339 times or durations back from now (30d, 2h)
   jit-ssh-ca --help                  this text
 
-User commands go through the running server's admin socket (DATA_DIR/admin.sock, only
+User, audit, revoke and krl commands go through the running server's admin socket (DATA_DIR/admin.sock, only
 the CA's OS user can open it) and open the database directly when no server runs. Each
 change is recorded in the audit log as done by os:<your OS user>. The first administrator
 of a new installation is made the same way: jit-ssh-ca user add alice --groups admins
@@ -45,6 +63,9 @@ Examples:
       then in sshd_config: TrustedUserCAKeys /etc/ssh/jit-ssh-ca.pub
   jit-ssh-ca user add alice --groups engineering,oncall
   printf '%s\n' "$PASSWORD" | jit-ssh-ca user add deploy-bot --password-stdin --json
+  jit-ssh-ca audit list --user alice --since 7d --format csv > alice.csv
+  journalctl -u ssh --since -1h -o short-iso | jit-ssh-ca audit ingest-sshd - --hostname web-1
+  jit-ssh-ca revoke --user alice --reason "laptop stolen" && jit-ssh-ca user disable alice
 
 The policy in force is re-read on SIGHUP (kill -HUP <pid>) or POST /v1/admin/policy/reload;
 an invalid file is refused and the policy in force stays.
@@ -89,8 +110,8 @@ async function main(argv: string[]): Promise<number> {
       stream: { type: 'string' },
       out: { type: 'string' },
       sig: { type: 'string' },
-      host: { type: 'string' },
       reason: { type: 'string' },
+      hostname: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,

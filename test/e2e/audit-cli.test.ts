@@ -82,11 +82,11 @@ describe('jit-ssh-ca audit, revoke and krl', () => {
     const logFile = path.join(dir, 'auth.log');
     // One login of a certificate from another CA, as sshd would log it.
     writeFileSync(logFile, sshd.log() + `Accepted publickey for ${USER} from 10.1.2.3 port 4242 ssh2: ED25519-CERT SHA256:abc ID other@ca (serial 77) CA ED25519 SHA256:def\n`);
-    const first = await ca('audit', 'ingest-sshd', logFile, '--host', 'web-1', '--json');
+    const first = await ca('audit', 'ingest-sshd', logFile, '--hostname', 'web-1', '--json');
     assert.equal(first.code, 0, first.stderr);
     assert.deepEqual({ ...JSON.parse(first.stdout), lines: 0 }, { lines: 0, logins: 3, matched: 2, duplicate: 0, unknown: 1 });
     // Read again, from stdin: nothing is counted twice.
-    const again = await run(CA_BIN, ['audit', 'ingest-sshd', '-', '--host', 'web-1'], env, readFileSync(logFile, 'utf8'));
+    const again = await run(CA_BIN, ['audit', 'ingest-sshd', '-', '--hostname', 'web-1'], env, readFileSync(logFile, 'utf8'));
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /3 certificate logins: 0 recorded, 2 already recorded, 1 by certificates this CA did not issue/);
 
