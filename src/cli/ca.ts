@@ -8,6 +8,9 @@ import { runCli, UsageError } from './run.js';
 import { userCommand } from './user-commands.js';
 import { policyCheck } from './policy-commands.js';
 import { auditCommand } from './audit-commands.js';
+import { SERVER_SCRIPTS, SERVER_SETUP_DEFAULTS, serverSetupScript, vetServerSetup } from './server-setup.js';
+import { readPolicyFile } from '../services/policy-store.js';
+import { readFile } from 'node:fs/promises';
 
 const settingFlags = Object.values(SERVER_SETTINGS)
   .filter((s) => s.flag !== null)
@@ -45,6 +48,13 @@ Usage:
   jit-ssh-ca krl [--out FILE] [--sig FILE]
                                      the KRL for sshd's RevokedKeys (written atomically) and its signature
                                      --since/--until take RFC 3339 times or durations back from now (30d, 2h)
+  jit-ssh-ca server-setup --url URL [--dir DIR] [--no-session-guard] [--warn 5m]
+                                     print a script that sets up a server (run it there as root): the CA
+                                     keys, the KRL refresher and its cron line, the session guard, the
+                                     sshd drop-in; --sbin-dir, --libexec-dir, --sshd-config-dir, --cron-dir
+                                     move what it installs
+  jit-ssh-ca server-setup --print refresh|session-guard
+                                     print one of the two server-side scripts
   jit-ssh-ca --help                  this text
 
 User, audit, revoke and krl commands go through the running server's admin socket (DATA_DIR/admin.sock, only
@@ -66,6 +76,7 @@ Examples:
   jit-ssh-ca audit list --user alice --since 7d --format csv > alice.csv
   journalctl -u ssh --since -1h -o short-iso | jit-ssh-ca audit ingest-sshd - --hostname web-1
   jit-ssh-ca revoke --user alice --reason "laptop stolen" && jit-ssh-ca user disable alice
+  jit-ssh-ca server-setup --url https://ca.example.com | ssh root@web-1 sh
 
 The policy in force is re-read on SIGHUP (kill -HUP <pid>) or POST /v1/admin/policy/reload;
 an invalid file is refused and the policy in force stays.
@@ -112,6 +123,16 @@ async function main(argv: string[]): Promise<number> {
       sig: { type: 'string' },
       reason: { type: 'string' },
       hostname: { type: 'string' },
+      // server-setup
+      url: { type: 'string' },
+      dir: { type: 'string' },
+      'sbin-dir': { type: 'string' },
+      'libexec-dir': { type: 'string' },
+      'sshd-config-dir': { type: 'string' },
+      'cron-dir': { type: 'string' },
+      'no-session-guard': { type: 'boolean' },
+      warn: { type: 'string' },
+      print: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -136,6 +157,31 @@ async function main(argv: string[]): Promise<number> {
       // Printing the public keys never creates a CA key as a side effect.
       const keys = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);
       process.stdout.write(keys.publicKeys.join('\n') + '\n');
+      return 0;
+    }
+    case 'server-setup': {
+      if (sub !== undefined) throw new UsageError(`server-setup takes no arguments (got ${JSON.stringify(sub)})`);
+      if (values.print !== undefined) {
+        const file = SERVER_SCRIPTS[values.print as keyof typeof SERVER_SCRIPTS];
+        if (!file) throw new UsageError(`--print takes ${Object.keys(SERVER_SCRIPTS).join(' or ')}`);
+        process.stdout.write(await readFile(file, 'utf8'));
+        return 0;
+      }
+      const d = SERVER_SETUP_DEFAULTS;
+      const opts = vetServerSetup({
+        url: values.url ?? '',
+        dir: values.dir ?? d.dir,
+        sbinDir: values['sbin-dir'] ?? d.sbinDir,
+        libexecDir: values['libexec-dir'] ?? d.libexecDir,
+        sshdConfigDir: values['sshd-config-dir'] ?? d.sshdConfigDir,
+        cronDir: values['cron-dir'] ?? d.cronDir,
+        guard: values['no-session-guard'] !== true,
+        warn: values.warn ?? d.warn,
+      });
+      const config = loadServerConfig(process.env, flags);
+      const keys = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);
+      process.stdout.write(await serverSetupScript(opts, keys.publicKeys, await readPolicyFile(config.policyPath)));
+      if (opts.url.startsWith('http://')) process.stderr.write('jit-ssh-ca: warning: --url is plain http; the refresher verifies signatures, but use https in production\n');
       return 0;
     }
     case 'policy': {

@@ -1,0 +1,135 @@
+// `jit-ssh-ca server-setup`: what a server needs to trust the CA, printed as
+// one POSIX sh script an operator reads and then runs as root on the server
+// (`jit-ssh-ca server-setup --url https://ca.example.com | ssh root@web-1 sh`).
+// It embeds the CA keys from this host (trust never comes from the network),
+// installs the refresher and the session guard, fetches the first KRL before
+// sshd is told to use it, and writes an sshd drop-in; reloading sshd is left to
+// the operator, after `sshd -t`.
+
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Policy } from '../core/policy-types.js';
+import { UsageError } from './run.js';
+
+export const SERVER_SCRIPTS = {
+  refresh: fileURLToPath(new URL('../server-side/jit-ssh-refresh', import.meta.url)),
+  'session-guard': fileURLToPath(new URL('../server-side/jit-ssh-session-guard', import.meta.url)),
+} as const;
+
+export interface ServerSetupOptions {
+  /** The CA as servers reach it. */
+  url: string;
+  /** Where ca.pub and revoked.krl live on the server. */
+  dir: string;
+  /** Where the two scripts are installed. */
+  sbinDir: string;
+  libexecDir: string;
+  /** sshd_config.d (Debian, Ubuntu, Fedora, RHEL 9 include it from sshd_config). */
+  sshdConfigDir: string;
+  cronDir: string;
+  /** Install the session guard as ForceCommand. */
+  guard: boolean;
+  /** Warning before the end of a session. */
+  warn: string;
+}
+
+export const SERVER_SETUP_DEFAULTS = {
+  dir: '/etc/ssh/jit-ssh',
+  sbinDir: '/usr/local/sbin',
+  libexecDir: '/usr/local/libexec',
+  sshdConfigDir: '/etc/ssh/sshd_config.d',
+  cronDir: '/etc/cron.d',
+  warn: '5m',
+};
+
+/** Single-quotes a value for sh. */
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+function vetPath(name: string, value: string): string {
+  if (!/^\/[A-Za-z0-9._/-]*$/.test(value)) throw new UsageError(`--${name} must be an absolute path of plain characters (got ${JSON.stringify(value)})`);
+  return value.replace(/\/+$/, '') || '/';
+}
+
+export function vetServerSetup(o: ServerSetupOptions): ServerSetupOptions {
+  if (!o.url) throw new UsageError('--url URL is required: the address your servers reach the CA at (e.g. https://ca.example.com)');
+  if (!/^https?:\/\/[A-Za-z0-9.:[\]-]+(:\d+)?(\/[A-Za-z0-9._~/-]*)?$/.test(o.url) || !URL.canParse(o.url)) throw new UsageError(`--url must be an http(s) URL (got ${JSON.stringify(o.url)})`);
+  if (!/^\d+[smh]?$/.test(o.warn)) throw new UsageError('--warn must be a duration such as 5m');
+  return {
+    ...o,
+    url: o.url.replace(/\/+$/, ''),
+    dir: vetPath('dir', o.dir),
+    sbinDir: vetPath('sbin-dir', o.sbinDir),
+    libexecDir: vetPath('libexec-dir', o.libexecDir),
+    sshdConfigDir: vetPath('sshd-config-dir', o.sshdConfigDir),
+    cronDir: vetPath('cron-dir', o.cronDir),
+  };
+}
+
+/** The sshd_config lines for a server, as the drop-in file holds them. */
+export function sshdConfigLines(o: ServerSetupOptions): string[] {
+  return [
+    `TrustedUserCAKeys ${o.dir}/ca.pub`,
+    `RevokedKeys ${o.dir}/revoked.krl`,
+    ...(o.guard ? ['ExposeAuthInfo yes', `ForceCommand ${o.libexecDir}/jit-ssh-session-guard --warn ${o.warn}`] : []),
+  ];
+}
+
+function principalsGuidance(policy: Policy): string[] {
+  const lines = ['# Principals: sshd lets a certificate log in to an account named by one of its', '# principals. The roles of the policy in force and the accounts they reach:'];
+  for (const [name, role] of policy.roles) lines.push(`#   ${name}: ${role.principals.join(', ')}`);
+  lines.push(
+    '# To map principals to accounts differently (say, principal web-prod for account',
+    '# deploy), add to the drop-in: AuthorizedPrincipalsFile /etc/ssh/jit-ssh/principals/%u',
+    '# and list in that file, per account, the principals it accepts (one per line).',
+  );
+  return lines;
+}
+
+export async function serverSetupScript(o: ServerSetupOptions, caPublicKeys: readonly string[], policy: Policy): Promise<string> {
+  const refresh = await readFile(SERVER_SCRIPTS.refresh, 'utf8');
+  const guard = await readFile(SERVER_SCRIPTS['session-guard'], 'utf8');
+  const heredoc = (file: string, body: string, mode: string) => {
+    if (body.includes('\nJIT_SSH_EOF\n')) throw new Error('a script holds the here-document delimiter');
+    return [`cat >"$tmp" <<'JIT_SSH_EOF'`, body.trimEnd(), 'JIT_SSH_EOF', `install -m ${mode} "$tmp" ${q(file)}`];
+  };
+  const refreshBin = `${o.sbinDir}/jit-ssh-refresh`;
+  const cronLine = `*/5 * * * * root ${refreshBin} ${o.url} ${o.dir}`;
+  return [
+    '#!/bin/sh',
+    `# jit-ssh server setup for the CA at ${o.url}. Read it, then run it as root on the server.`,
+    '# Keep a session or console open until a certificate login has worked.',
+    'set -eu',
+    'umask 022',
+    'tmp=$(mktemp)',
+    `trap 'rm -f "$tmp"' EXIT`,
+    `install -d -m 0755 ${q(o.dir)} ${q(o.sbinDir)} ${o.guard ? q(o.libexecDir) + ' ' : ''}${q(o.sshdConfigDir)} ${q(o.cronDir)}`,
+    '',
+    '# 1. The CA keys, from the CA host itself (the refresher accepts later lists only when one of these signed them).',
+    ...heredoc(`${o.dir}/ca.pub`, caPublicKeys.join('\n') + '\n', '0644'),
+    '',
+    '# 2. The refresher, and the first KRL before sshd is told about it (a missing RevokedKeys file refuses every login).',
+    ...heredoc(refreshBin, refresh, '0755'),
+    `${q(refreshBin)} ${q(o.url)} ${q(o.dir)}`,
+    `test -s ${q(`${o.dir}/revoked.krl`)}`,
+    `printf '%s\\n' ${q(cronLine)} >"$tmp"`,
+    `install -m 0644 "$tmp" ${q(`${o.cronDir}/jit-ssh`)}`,
+    '',
+    ...(o.guard
+      ? [
+          '# 3. The session guard: sshd checks a certificate only at login; this ends the session when the certificate does.',
+          ...heredoc(`${o.libexecDir}/jit-ssh-session-guard`, guard, '0755'),
+          '',
+        ]
+      : []),
+    `# ${o.guard ? 4 : 3}. sshd: trust the CA, refuse what it revoked${o.guard ? ', end sessions with their grant' : ''}.`,
+    ...principalsGuidance(policy),
+    `cat >"$tmp" <<'JIT_SSH_EOF'`,
+    '# Managed by jit-ssh-ca server-setup.',
+    ...sshdConfigLines(o),
+    'JIT_SSH_EOF',
+    `install -m 0644 "$tmp" ${q(`${o.sshdConfigDir}/50-jit-ssh.conf`)}`,
+    '',
+    `echo 'jit-ssh: installed. Check and reload sshd: sshd -t && (systemctl reload ssh || systemctl reload sshd)' >&2`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,116 @@
+// `jit-ssh-ca server-setup` as an operator uses it: the printed script is run
+// (here into temporary directories instead of /etc and /usr/local), and a real
+// sshd configured with what it installed accepts a fresh certificate through
+// the session guard.
+
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadServerConfig } from '../../src/config.js';
+import { silentLogger } from '../../src/log.js';
+import { startServer, type RunningServer } from '../../src/main.js';
+import { tempDir, userKey } from '../helpers/keys.js';
+import { CA_BIN, cleanEnv, ROOT, run } from '../helpers/process.js';
+import { startSshd, trySsh } from '../helpers/sshd.js';
+
+const USER = os.userInfo().username;
+
+function sh(file: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { encoding: 'utf8' }, (err, stdout, stderr) => resolve({ status: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+describe('jit-ssh-ca server-setup', () => {
+  const dir = tempDir();
+  const dataDir = path.join(dir, 'data');
+  const policy = path.join(dir, 'policy.yaml');
+  writeFileSync(policy, `roles:\n  shell:\n    principals: [${USER}]\n    requesters: [group:engineering]\n    max_duration: 1h\n    auto_approve:\n      - groups: [engineering]\n    certificate:\n      extensions: [permit-pty]\n`);
+  const env = cleanEnv({ JIT_SSH_DATA_DIR: dataDir, JIT_SSH_POLICY: policy });
+  const target = (p: string) => path.join(dir, 'server', p);
+  const layout = ['--dir', target('etc/ssh/jit-ssh'), '--sbin-dir', target('sbin'), '--libexec-dir', target('libexec'), '--sshd-config-dir', target('sshd_config.d'), '--cron-dir', target('cron.d')];
+  let server: RunningServer;
+
+  before(async () => {
+    server = await startServer(loadServerConfig(env, { port: '0' }), silentLogger);
+  });
+  after(() => server?.close());
+
+  test('ok: the printed script installs the CA keys, the first KRL, the refresher with its cron line, the guard and the sshd drop-in', async () => {
+    const setup = await run(CA_BIN, ['server-setup', '--url', server.url, '--warn', '30s', ...layout], env);
+    assert.equal(setup.code, 0, setup.stderr);
+    assert.match(setup.stderr, /warning: --url is plain http/);
+    assert.match(setup.stdout, /^#!\/bin\/sh\n/);
+    assert.match(setup.stdout, new RegExp(`#   shell: ${USER}\\n`), 'the principals of the policy are listed');
+    const script = path.join(dir, 'setup.sh');
+    writeFileSync(script, setup.stdout);
+    // Asynchronously: the CA answering the script's downloads runs in this process.
+    const ran = await sh('sh', [script]);
+    assert.equal(ran.status, 0, ran.stderr);
+    assert.match(ran.stderr, /jit-ssh: installed\. Check and reload sshd/);
+
+    const caPub = await (await fetch(`${server.url}/v1/ca.pub`)).text();
+    assert.equal(readFileSync(target('etc/ssh/jit-ssh/ca.pub'), 'utf8'), caPub);
+    assert.match(execFileSync('ssh-keygen', ['-Q', '-l', '-f', target('etc/ssh/jit-ssh/revoked.krl')], { encoding: 'utf8' }), /^# KRL version 1$/m);
+    assert.equal(readFileSync(target('sbin/jit-ssh-refresh'), 'utf8'), readFileSync(path.join(ROOT, 'src/server-side/jit-ssh-refresh'), 'utf8'));
+    assert.equal(readFileSync(target('libexec/jit-ssh-session-guard'), 'utf8'), readFileSync(path.join(ROOT, 'src/server-side/jit-ssh-session-guard'), 'utf8'));
+    assert.equal(readFileSync(target('cron.d/jit-ssh'), 'utf8'), `*/5 * * * * root ${target('sbin/jit-ssh-refresh')} ${server.url} ${target('etc/ssh/jit-ssh')}\n`);
+    const dropIn = readFileSync(target('sshd_config.d/50-jit-ssh.conf'), 'utf8').trim().split('\n');
+    assert.deepEqual(dropIn, [
+      '# Managed by jit-ssh-ca server-setup.',
+      `TrustedUserCAKeys ${target('etc/ssh/jit-ssh/ca.pub')}`,
+      `RevokedKeys ${target('etc/ssh/jit-ssh/revoked.krl')}`,
+      'ExposeAuthInfo yes',
+      `ForceCommand ${target('libexec/jit-ssh-session-guard')} --warn 30s`,
+    ]);
+
+    // A real sshd with exactly those lines (the test helper writes the CA and KRL lines itself).
+    const sshd = await startSshd({
+      caKeys: readFileSync(target('etc/ssh/jit-ssh/ca.pub'), 'utf8').trim().split('\n'),
+      revokedKeys: target('etc/ssh/jit-ssh/revoked.krl'),
+      extraConfig: dropIn.filter((l) => /^(ExposeAuthInfo|ForceCommand) /.test(l)),
+    });
+    const key = userKey(dir, 'ed25519');
+    const now = Date.now();
+    const cert = await server.issuer.issue({ username: 'alice', requestId: 'r1', role: 'shell', publicKey: key.publicLine, principals: [USER], validAfter: new Date(now - 60_000), validBefore: new Date(now + 600_000), extensions: ['permit-pty'], criticalOptions: {}, clientAddress: null });
+    writeFileSync(`${key.path}-cert.pub`, cert.certificate + '\n');
+    const r = await trySsh({ port: sshd.port, keyPath: key.path, certPath: `${key.path}-cert.pub`, user: USER, command: 'echo through-the-guard; exit 3' });
+    assert.equal(r.stdout, 'through-the-guard\n', r.stderr);
+    assert.equal(r.code, 3);
+
+    // Run again: the refresher is quiet when nothing changed, and the installation is the same.
+    const again = await sh(target('sbin/jit-ssh-refresh'), [server.url, target('etc/ssh/jit-ssh')]);
+    assert.deepEqual([again.status, again.stdout, again.stderr], [0, '', '']);
+  });
+
+  test('ok: --no-session-guard leaves the guard out; --print prints one script', async () => {
+    const setup = await run(CA_BIN, ['server-setup', '--url', 'https://ca.example.com/', '--no-session-guard'], env);
+    assert.equal(setup.code, 0, setup.stderr);
+    assert.equal(setup.stderr, '');
+    assert.doesNotMatch(setup.stdout, /ForceCommand|session-guard/);
+    assert.match(setup.stdout, /\nTrustedUserCAKeys \/etc\/ssh\/jit-ssh\/ca\.pub\nRevokedKeys \/etc\/ssh\/jit-ssh\/revoked\.krl\nJIT_SSH_EOF\n/);
+    assert.match(setup.stdout, /'\/usr\/local\/sbin\/jit-ssh-refresh' 'https:\/\/ca\.example\.com' '\/etc\/ssh\/jit-ssh'/);
+    const printed = await run(CA_BIN, ['server-setup', '--print', 'session-guard'], env);
+    assert.equal(printed.stdout, readFileSync(path.join(ROOT, 'src/server-side/jit-ssh-session-guard'), 'utf8'));
+  });
+
+  test('fail: a missing or odd --url, --dir or --print is refused with one line', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['server-setup'], /^jit-ssh-ca: --url URL is required/],
+      [['server-setup', '--url', 'ftp://ca'], /^jit-ssh-ca: --url must be an http\(s\) URL/],
+      [['server-setup', '--url', 'https://ca.example.com/$(reboot)'], /^jit-ssh-ca: --url must be an http\(s\) URL/],
+      [['server-setup', '--url', 'https://ca', '--dir', 'relative/dir'], /^jit-ssh-ca: --dir must be an absolute path/],
+      [['server-setup', '--url', 'https://ca', '--dir', "/etc/x'; rm -rf /"], /^jit-ssh-ca: --dir must be an absolute path/],
+      [['server-setup', '--print', 'everything'], /^jit-ssh-ca: --print takes refresh or session-guard/],
+    ];
+    for (const [args, stderr] of cases) {
+      const r = await run(CA_BIN, args, env);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, stderr);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1);
+    }
+  });
+});
