@@ -1,15 +1,15 @@
-// CSV for spreadsheets (RFC 4180), safe to open: a cell a spreadsheet would
-// take for a formula (= + - @, tab, CR) is prefixed with a quote, as OWASP
-// advises, since log fields (reasons, tickets, key IDs) come from users.
+// CSV for spreadsheets (RFC 4180), safe to open: text a spreadsheet would run
+// as a formula (leading = + - @, tab or CR) gets a leading apostrophe, as
+// OWASP advises, since log fields (reasons, tickets, key IDs) come from users.
+// Numbers are written as they are: a negative number is not a formula.
 
-const FORMULA = /^[=+\-@\t\r]/;
-
-export function csvCell(value: string): string {
-  const safe = FORMULA.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+export function csvCell(value: string | number | null): string {
+  let s = value === null ? '' : String(value);
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 /** One CSV record, CRLF-terminated. */
-export function csvRow(cells: readonly string[]): string {
+export function csvRow(cells: readonly (string | number | null)[]): string {
   return cells.map(csvCell).join(',') + '\r\n';
 }

@@ -11,6 +11,7 @@
 // Every list is capped; a capped list says so (`truncated`), while counts and
 // per-role/per-user totals are computed in the database and stay exact.
 
+import { csvRow } from './csv.js';
 import { sql, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
 import { formatDuration } from '../core/duration.js';
 import { DomainError } from '../core/errors.js';
@@ -518,22 +519,11 @@ function reviewText(g: ReportGrant): string {
 
 export const CSV_COLUMNS = ['grant_id', 'user', 'role', 'starts_at', 'ends_at', 'duration_seconds', 'approval', 'reason', 'ticket', 'certificates', 'first_used', 'last_used', 'extensions', 'review'] as const;
 
-/**
- * One RFC 4180 field. Text a spreadsheet would run as a formula (leading
- * = + - @, tab or CR) gets a leading apostrophe, so a reason cannot become a
- * formula in the auditor's spreadsheet.
- */
-export function csvCell(value: string | number | null): string {
-  let s = value === null ? '' : String(value);
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
 function renderCsv(report: AccessReport): string {
   const rows = report.grants.rows.map((g) => [
     g.grant_id, g.user, g.role, g.starts_at, g.ends_at, g.duration_seconds, approvalText(g), g.reason, g.ticket, g.certificates, g.first_used, g.last_used, g.extensions, reviewText(g),
   ]);
-  return [CSV_COLUMNS as readonly (string | number | null)[], ...rows].map((r) => r.map(csvCell).join(',') + '\r\n').join('');
+  return [CSV_COLUMNS as readonly (string | number | null)[], ...rows].map(csvRow).join('');
 }
 
 /**

@@ -22,6 +22,7 @@ export interface AuditAdmin {
   events: AuditService['events'];
   verify: AuditService['verify'];
   ingestSshd: AuditService['ingestSshd'];
+  report: AuditService['report'];
   revoke(target: RevokeTarget, reason: string): Promise<{ revoked: string[] }>;
   krl(): Promise<Krl>;
 }
@@ -76,6 +77,7 @@ function socketAudit(socketPath: string, actor: string): AuditAdmin {
     events: (q) => call('GET', '/admin/audit/events', undefined, q) as ReturnType<AuditAdmin['events']>,
     verify: () => call('GET', '/admin/audit/verify') as ReturnType<AuditAdmin['verify']>,
     ingestSshd: (text, host) => call('POST', '/admin/audit/sshd-log', { text, host }) as ReturnType<AuditAdmin['ingestSshd']>,
+    report: (q) => call('GET', '/admin/audit/report', undefined, q) as ReturnType<AuditAdmin['report']>,
     revoke: (target, reason) => call('POST', '/admin/revocations', { ...target, reason }) as ReturnType<AuditAdmin['revoke']>,
     krl: async () => {
       const k = (await call('GET', '/admin/krl')) as Omit<Krl, 'krl'> & { krl: string };
@@ -95,6 +97,7 @@ function directAudit(db: DbHandle['db'], config: ServerConfig, actor: string): A
     events: (q) => audit.events(q),
     verify: async () => createAuditService({ db, trustedKeys: [...(await trusted()).values()] }).verify(),
     ingestSshd: (text, host) => audit.ingestSshd(text, host),
+    report: (q) => audit.report(q),
     revoke: async (target, reason) => createRevocationService({ db, signer: (await caKeys()).signer, caKeys: await trusted() }).revoke(target, reason, actor),
     krl: async () => createRevocationService({ db, signer: (await caKeys()).signer, caKeys: await trusted() }).krl(),
   };

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { CertificateView, EventView } from '../audit/queries.js';
 import type { ServerConfig } from '../config.js';
 import { csvRow } from '../audit/csv.js';
+import { renderAccessReport } from '../audit/report.js';
 import { openAdmin, type AuditAdmin } from './admin-client.js';
 import { table } from './client/format.js';
 import { UsageError } from './run.js';
@@ -270,7 +271,7 @@ async function writeKrl(audit: AuditAdmin, opts: AuditOptions): Promise<void> {
 }
 
 export async function auditCommand(command: 'audit' | 'revoke' | 'krl', sub: string | undefined, args: string[], config: ServerConfig, opts: AuditOptions): Promise<number> {
-  const known = ['list', 'events', 'verify', 'export', 'ingest-sshd'];
+  const known = ['list', 'events', 'verify', 'export', 'ingest-sshd', 'report'];
   if (command === 'audit' && (!sub || !known.includes(sub))) throw new UsageError(`usage: jit-ssh-ca audit ${known.join('|')} ...`);
   if (command === 'audit' && sub === 'ingest-sshd' && args.length !== 1) throw new UsageError('usage: jit-ssh-ca audit ingest-sshd FILE|- [--hostname NAME]');
   if (command === 'audit' && sub !== 'ingest-sshd' && args.length > 0) throw new UsageError(`audit ${sub} takes no arguments (got ${JSON.stringify(args[0])})`);
@@ -304,6 +305,15 @@ export async function auditCommand(command: 'audit' | 'revoke' | 'krl', sub: str
       case 'export':
         await exportLines(audit, opts);
         return 0;
+      case 'report': {
+        const fmt = format(opts.flags, ['md', 'json', 'csv'], opts.json ? 'json' : 'md');
+        const report = await audit.report({ since: typeof opts.flags['since'] === 'string' ? opts.flags['since'] : '30d', until: typeof opts.flags['until'] === 'string' ? opts.flags['until'] : undefined });
+        const out = await openOutput(opts.flags['out'], 0o600);
+        await out.write(renderAccessReport(report, fmt as 'md' | 'json' | 'csv'));
+        await out.done();
+        if (fmt === 'csv' && report.grants.truncated) process.stderr.write(`warning: only the first ${report.grants.limit} grants of the period are in the CSV; use a shorter period\n`);
+        return 0;
+      }
       default:
         await ingest(audit, args[0]!, opts);
         return 0;

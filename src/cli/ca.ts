@@ -42,6 +42,10 @@ Usage:
   jit-ssh-ca audit ingest-sshd FILE|- [--hostname NAME]
                                      record certificate logins from an sshd log (read twice, counted once);
                                      --hostname names the server for lines without a syslog prefix
+  jit-ssh-ca audit report [--since 30d] [--until T] [--format md|json|csv] [--out FILE]
+                                     the access review: grants per role and user, who approved, break-glass
+                                     and its reviews, longest grants, extensions, grants never used,
+                                     standing-access candidates, policy changes, revocations
   jit-ssh-ca revoke SERIAL|--user NAME|--request ID --reason TEXT
                                      revoke live certificates (a stolen laptop); servers refuse them once
                                      they fetch the KRL

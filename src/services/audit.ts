@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { DomainError } from '../core/errors.js';
 import { checkpoint, sealStream, STREAMS, verifyStream, type VerifyResult } from '../audit/chain.js';
 import { ingestSshdLog, type IngestResult } from '../audit/usage.js';
+import { buildAccessReport, type AccessReport } from '../audit/report.js';
 import { parseTime, queryCertificates, queryEvents, type CertificateFilter, type EventFilter } from '../audit/queries.js';
 import type { Database } from '../db/schema.js';
 import type { Signer } from '../ssh/signer.js';
@@ -15,6 +16,8 @@ export interface AuditService {
   verify(): Promise<{ ok: boolean; streams: VerifyResult[] }>;
   /** Every record of a period, newest first, one JSON object per line. */
   export(stream: string, query: Record<string, string | undefined>): AsyncGenerator<string>;
+  /** The access review of a period (`since` default 30 days back, `until` default now). */
+  report(query: Record<string, string | undefined>): Promise<AccessReport>;
   /** Records the certificate logins found in sshd log text (see audit/usage.ts). */
   ingestSshd(text: string, host: string): Promise<IngestResult>;
 }
@@ -45,6 +48,11 @@ export function createAuditService(deps: { db: Kysely<Database>; now?: () => Dat
       const streams: VerifyResult[] = [];
       for (const s of STREAMS) streams.push(await verifyStream(deps.db, s, { trustedKeys: deps.trustedKeys }));
       return { ok: streams.every((s) => s.ok), streams };
+    },
+    report(q) {
+      const at = now();
+      const t = times(q);
+      return buildAccessReport(deps.db, { since: t.since ?? new Date(at.getTime() - 30 * 86_400_000), until: t.until ?? at });
     },
     async ingestSshd(text, host) {
       if (typeof text !== 'string') throw new DomainError('invalid_input', 'the sshd log must be text');

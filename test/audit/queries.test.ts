@@ -110,6 +110,25 @@ for (const backend of BACKENDS) {
         assert.equal((await as['aud']!('GET', `/v1/certificates?${q}`)).status, 400, q);
       }
       assert.equal((await as['aud']!('GET', '/v1/audit/export?stream=nope')).status, 400);
+      assert.equal((await as['eng']!('GET', '/v1/audit/report')).status, 403);
+      assert.equal((await as['aud']!('GET', '/v1/audit/report?format=pdf')).status, 400);
+      assert.equal((await as['aud']!('GET', '/v1/audit/report?since=tomorrow')).status, 400);
+    });
+
+    test('ok: the access review over the API, as JSON, Markdown and CSV', async () => {
+      const since = start.toISOString();
+      const json = await as['aud']!('GET', `/v1/audit/report?since=${since}`);
+      assert.equal(json.status, 200, JSON.stringify(json.body));
+      assert.equal(json.body.period.since, since);
+      assert.equal(json.body.totals.certificates, 5);
+      assert.equal(json.body.break_glass.uses.rows.length, 1);
+      const token = await id.tokenFor(await id.addUser('aud3', ['auditors']));
+      const md = await id.app.request(`/v1/audit/report?since=${since}&format=md`, { headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(md.headers.get('content-type'), 'text/markdown; charset=utf-8');
+      assert.match(await md.text(), /^# /);
+      const csv = await id.app.request(`/v1/audit/report?since=${since}&format=csv`, { headers: { Authorization: `Bearer ${token}` } });
+      assert.match(csv.headers.get('content-disposition')!, /^attachment; filename="access-review-\d{4}-\d{2}-\d{2}\.csv"$/);
+      assert.equal((await csv.text()).trimEnd().split('\r\n').length, 1 + 5, 'a header and one row per grant');
     });
 
   });

@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { buildAccessReport, csvCell, CSV_COLUMNS, LONGEST_GRANTS, MAX_LIST_ROWS, renderAccessReport, STANDING_ACCESS_MIN_DAYS, type AccessReport } from '../../src/audit/report.js';
+import { csvCell } from '../../src/audit/csv.js';
+import { buildAccessReport, CSV_COLUMNS, LONGEST_GRANTS, MAX_LIST_ROWS, renderAccessReport, STANDING_ACCESS_MIN_DAYS, type AccessReport } from '../../src/audit/report.js';
 import { ingestSshdLog } from '../../src/audit/usage.js';
 import { DomainError } from '../../src/core/errors.js';
 import { appendEvent } from '../../src/db/audit-events.js';

@@ -165,6 +165,23 @@ describe('jit-ssh-ca audit, revoke and krl', () => {
     assert.match(v.stdout, /^certificates: intact, 2 records on the chain, 1 signed checkpoints\naudit_events: intact, \d+ records on the chain/);
   });
 
+  test('ok: the access review names the grant, its certificates, the logins and the revocation', async () => {
+    const md = await ca('audit', 'report', '--since', '1h');
+    assert.equal(md.code, 0, md.stderr);
+    assert.match(md.stdout, /^# /);
+    assert.match(md.stdout, /laptop stolen at the airport/);
+    const json = JSON.parse((await ca('audit', 'report', '--format', 'json')).stdout);
+    assert.equal(json.totals.certificates, 2);
+    assert.equal(json.never_used.usage_data, true);
+    assert.equal(json.revocations.rows[0].serial, certs[0]!.serial);
+    const csvFile = path.join(dir, 'review.csv');
+    const csv = await ca('audit', 'report', '--format', 'csv', '--out', csvFile);
+    assert.equal(csv.code, 0, csv.stderr);
+    const rows = readFileSync(csvFile, 'utf8').trimEnd().split('\r\n');
+    assert.equal(rows.length, 2);
+    assert.match(rows[1]!, /,alice,shell,.*,audit trail test,.*,2,/);
+  });
+
   test('ok/fail: with the server stopped, verify reads the database itself and names an altered record', async () => {
     await sshd.stop();
     assert.equal(await server.stop(), 0);

@@ -82,6 +82,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addPrimaryKeyConstraint('certificate_logins_pkey', ['serial', 'host', 'source_address', 'port'])
     .execute();
 
+  // The access review reads grants by the period they started in.
+  await db.schema.createIndex('grants_starts_at').on('grants').column('starts_at').execute();
+
   for (const table of ['chain_links', 'chain_checkpoints', 'revocations']) {
     await sql`create trigger ${sql.raw(`${table}_append_only`)} before update or delete on ${sql.table(table)}
       for each row execute function jit_ssh_append_only()`.execute(db);
@@ -113,6 +116,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropIndex('grants_starts_at').execute();
   for (const t of ['certificate_logins', 'certificate_usage', 'krl_state', 'revocations', 'chain_checkpoints', 'chain_links']) await db.schema.dropTable(t).execute();
   await sql`drop trigger certificates_append_only on certificates`.execute(db);
   await sql`drop trigger certificates_no_truncate on certificates`.execute(db);

@@ -1,5 +1,7 @@
 import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
+import { DomainError } from '../../core/errors.js';
+import { renderAccessReport } from '../../audit/report.js';
 import type { AuditService } from '../../services/audit.js';
 import type { AuthService } from '../../services/auth.js';
 import { auditors, requireRole, requireUser } from '../middleware/auth.js';
@@ -21,6 +23,15 @@ export function auditRoutes(deps: AuditRoutesDeps) {
   app.get('/v1/audit/verify', async (c) => {
     const result = await deps.audit.verify();
     return c.json(result, result.ok ? 200 : 409);
+  });
+  app.get('/v1/audit/report', async (c) => {
+    const format = c.req.query('format') ?? 'json';
+    if (format !== 'json' && format !== 'md' && format !== 'csv') throw new DomainError('invalid_input', 'format must be json, md or csv');
+    const report = await deps.audit.report(c.req.query());
+    if (format === 'json') return c.json(report);
+    const type = format === 'md' ? 'text/markdown; charset=utf-8' : 'text/csv; charset=utf-8';
+    c.header('Content-Disposition', `attachment; filename="access-review-${report.period.since.slice(0, 10)}.${format}"`);
+    return c.body(renderAccessReport(report, format), 200, { 'Content-Type': type });
   });
   app.get('/v1/audit/export', async (c) => {
     const lines = deps.audit.export(c.req.query('stream') ?? 'certificates', c.req.query());
