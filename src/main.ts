@@ -37,6 +37,8 @@ export interface CaKeys {
   signer: Signer;
   /** `TrustedUserCAKeys` lines, the signer first, each key once. */
   publicKeys: string[];
+  /** Retired CA keys: not published, but what they signed in the audit log still verifies. */
+  retiredKeys: string[];
 }
 
 /** Loads the CA key (generating the default one on first start) and the keys still trusted beside it. */
@@ -45,15 +47,17 @@ export async function loadCaKeys(config: ServerConfig, logger: Logger): Promise<
     logger.info('generated a new ed25519 CA key', { path: config.caKeyPath });
   }
   const signer = await loadCaKey(config.caKeyPath, config.caKeyPassphrase ?? undefined);
-  const lines = [publicKeyLine(signer, 'jit-ssh-ca'), ...(config.trustedCaKeysPath ? await loadTrustedKeys(config.trustedCaKeysPath) : [])];
+  const extra = config.trustedCaKeysPath ? await loadTrustedKeys(config.trustedCaKeysPath) : { trusted: [], retired: [] };
   const seen = new Set<string>();
-  const publicKeys = lines.filter((line) => {
+  const once = (line: string) => {
     const fp = parsePublicKeyBlob(Buffer.from(line.split(' ')[1]!, 'base64')).fingerprint;
     if (seen.has(fp)) return false;
     seen.add(fp);
     return true;
-  });
-  return { signer, publicKeys };
+  };
+  const publicKeys = [publicKeyLine(signer, 'jit-ssh-ca'), ...extra.trusted].filter(once);
+  // A key both trusted and marked retired stays trusted.
+  return { signer, publicKeys, retiredKeys: extra.retired.filter(once) };
 }
 
 /** The CA public key blobs by fingerprint, from `TrustedUserCAKeys` lines. */
@@ -110,7 +114,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const certificates = createCertificateService({ db: database.db, issuer, policy: policyStore.current });
   const notifier = createNotifier({ db: database.db, secret: config.webhookSecret, logger });
   const trustedBlobs = caKeyBlobs(keys.publicKeys);
-  const audit = createAuditService({ db: database.db, trustedKeys: [...trustedBlobs.values()] });
+  const audit = createAuditService({ db: database.db, trustedKeys: [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()] });
   const revocation = createRevocationService({ db: database.db, signer: keys.signer, caKeys: trustedBlobs });
   const reloadPolicy = async (actor: string): Promise<PolicyReloadResult> => {
     let result: PolicyReloadResult;

@@ -161,3 +161,36 @@ export async function queryEvents(db: Kysely<Database>, f: EventFilter): Promise
     next_cursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null,
   };
 }
+
+export interface CaKeyUsage {
+  ca_key_fingerprint: string;
+  certificates: number;
+  /** Certificates not yet expired. */
+  live: number;
+  last_issued_at: string | null;
+  /** The end of the longest-lived certificate: when servers may stop trusting the key. */
+  last_valid_before: string | null;
+}
+
+/** What each CA key has signed: tells when a key replaced in a rotation can be retired. */
+export async function caKeyUsage(db: Kysely<Database>, now: Date): Promise<CaKeyUsage[]> {
+  const rows = await db
+    .selectFrom('certificates')
+    .select((eb) => [
+      'ca_key_fingerprint',
+      eb.fn.countAll<string>().as('certificates'),
+      sql<string>`count(*) filter (where valid_before > ${now})`.as('live'),
+      eb.fn.max('issued_at').as('last_issued_at'),
+      eb.fn.max('valid_before').as('last_valid_before'),
+    ])
+    .groupBy('ca_key_fingerprint')
+    .execute();
+  const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+  return rows.map((r) => ({
+    ca_key_fingerprint: r.ca_key_fingerprint,
+    certificates: Number(r.certificates),
+    live: Number(r.live),
+    last_issued_at: iso(r.last_issued_at as Date | null),
+    last_valid_before: iso(r.last_valid_before as Date | null),
+  }));
+}

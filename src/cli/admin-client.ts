@@ -23,6 +23,7 @@ export interface AuditAdmin {
   verify: AuditService['verify'];
   ingestSshd: AuditService['ingestSshd'];
   report: AuditService['report'];
+  caKeyUsage: AuditService['caKeyUsage'];
   revoke(target: RevokeTarget, reason: string): Promise<{ revoked: string[] }>;
   krl(): Promise<Krl>;
 }
@@ -78,6 +79,7 @@ function socketAudit(socketPath: string, actor: string): AuditAdmin {
     verify: () => call('GET', '/admin/audit/verify') as ReturnType<AuditAdmin['verify']>,
     ingestSshd: (text, host) => call('POST', '/admin/audit/sshd-log', { text, host }) as ReturnType<AuditAdmin['ingestSshd']>,
     report: (q) => call('GET', '/admin/audit/report', undefined, q) as ReturnType<AuditAdmin['report']>,
+    caKeyUsage: async () => ((await call('GET', '/admin/ca/key-usage')) as { keys: Awaited<ReturnType<AuditAdmin['caKeyUsage']>> }).keys,
     revoke: (target, reason) => call('POST', '/admin/revocations', { ...target, reason }) as ReturnType<AuditAdmin['revoke']>,
     krl: async () => {
       const k = (await call('GET', '/admin/krl')) as Omit<Krl, 'krl'> & { krl: string };
@@ -91,13 +93,15 @@ function directAudit(db: DbHandle['db'], config: ServerConfig, actor: string): A
   let keys: Promise<CaKeys> | undefined;
   const caKeys = () => (keys ??= loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger));
   const trusted = async () => caKeyBlobs((await caKeys()).publicKeys);
+  const everTrusted = async () => caKeyBlobs([...(await caKeys()).publicKeys, ...(await caKeys()).retiredKeys]);
   const audit = createAuditService({ db });
   return {
     certificates: (q) => audit.certificates(q),
     events: (q) => audit.events(q),
-    verify: async () => createAuditService({ db, trustedKeys: [...(await trusted()).values()] }).verify(),
+    verify: async () => createAuditService({ db, trustedKeys: [...(await everTrusted()).values()] }).verify(),
     ingestSshd: (text, host) => audit.ingestSshd(text, host),
     report: (q) => audit.report(q),
+    caKeyUsage: () => audit.caKeyUsage(),
     revoke: async (target, reason) => createRevocationService({ db, signer: (await caKeys()).signer, caKeys: await trusted() }).revoke(target, reason, actor),
     krl: async () => createRevocationService({ db, signer: (await caKeys()).signer, caKeys: await trusted() }).krl(),
   };

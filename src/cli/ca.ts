@@ -8,6 +8,7 @@ import { runCli, UsageError } from './run.js';
 import { userCommand } from './user-commands.js';
 import { policyCheck } from './policy-commands.js';
 import { auditCommand } from './audit-commands.js';
+import { caCommand } from './ca-key-commands.js';
 import { SERVER_SCRIPTS, SERVER_SETUP_DEFAULTS, serverSetupScript, vetServerSetup } from './server-setup.js';
 import { readPolicyFile } from '../services/policy-store.js';
 import { readFile } from 'node:fs/promises';
@@ -22,6 +23,9 @@ const HELP = `jit-ssh-ca — the jit-ssh certificate authority
 Usage:
   jit-ssh-ca serve [settings]        run the HTTP service (what \`npm start\` runs)
   jit-ssh-ca ca pubkey [settings]    print the TrustedUserCAKeys lines for sshd
+  jit-ssh-ca ca generate --out FILE  make a new ed25519 CA key (the next key of a rotation)
+  jit-ssh-ca ca keys [--json]        each CA key: signing, trusted or retired, its certificates, the live
+                                     ones, and when a replaced key can be retired
   jit-ssh-ca user add NAME [--groups a,b] [--password-stdin] [--json]
                                      create a user; prints the TOTP enrollment URI (and a QR code on a terminal)
   jit-ssh-ca user list [--json]
@@ -84,6 +88,15 @@ Examples:
 
 The policy in force is re-read on SIGHUP (kill -HUP <pid>) or POST /v1/admin/policy/reload;
 an invalid file is refused and the policy in force stays.
+
+Rotating the CA key (no login is refused at any step):
+  1. jit-ssh-ca ca generate --out NEW; put the printed line in the JIT_SSH_TRUSTED_CA_KEYS file;
+     restart. /v1/ca.pub lists both keys, signed by the old one; servers take it on their next
+     refresh (jit-ssh-refresh accepts a new list only when a key it trusts signed it).
+  2. Once every server has it: JIT_SSH_CA_KEY=NEW, and the old key's public line in the trusted
+     file instead; restart every instance. New certificates are signed by the new key.
+  3. When \`ca keys\` says the old key has no live certificate, write @retired before its line:
+     it leaves /v1/ca.pub (servers stop trusting it) but still verifies the audit log it signed.
 
 Exit status: 0 on success, 1 when the operation fails, 2 for a wrong command line or setting.
 `;
@@ -155,14 +168,8 @@ async function main(argv: string[]): Promise<number> {
       await serveUntilSignalled(config, createLogger(config.logLevel));
       return 0;
     }
-    case 'ca': {
-      if (sub !== 'pubkey' || rest.length > 0) throw new UsageError('usage: jit-ssh-ca ca pubkey');
-      const config = loadServerConfig(process.env, flags);
-      // Printing the public keys never creates a CA key as a side effect.
-      const keys = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);
-      process.stdout.write(keys.publicKeys.join('\n') + '\n');
-      return 0;
-    }
+    case 'ca':
+      return caCommand(sub, rest, loadServerConfig(process.env, flags), { json: values.json === true, out: values.out });
     case 'server-setup': {
       if (sub !== undefined) throw new UsageError(`server-setup takes no arguments (got ${JSON.stringify(sub)})`);
       if (values.print !== undefined) {

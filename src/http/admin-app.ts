@@ -64,6 +64,7 @@ export function createAdminApp(deps: AdminAppDeps) {
   app.get('/admin/audit/certificates', async (c) => c.json(await deps.audit.certificates(c.req.query())));
   app.get('/admin/audit/events', async (c) => c.json(await deps.audit.events(c.req.query())));
   app.get('/admin/audit/verify', async (c) => c.json(await deps.audit.verify()));
+  app.get('/admin/ca/key-usage', async (c) => c.json({ keys: await deps.audit.caKeyUsage() }));
   app.get('/admin/audit/report', async (c) => c.json(await deps.audit.report(c.req.query())));
   app.post('/admin/audit/sshd-log', async (c) => {
     const b = await jsonBody(c);

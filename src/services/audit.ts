@@ -5,7 +5,7 @@ import { DomainError } from '../core/errors.js';
 import { checkpoint, sealStream, STREAMS, verifyStream, type VerifyResult } from '../audit/chain.js';
 import { ingestSshdLog, type IngestResult } from '../audit/usage.js';
 import { buildAccessReport, type AccessReport } from '../audit/report.js';
-import { parseTime, queryCertificates, queryEvents, type CertificateFilter, type EventFilter } from '../audit/queries.js';
+import { caKeyUsage, type CaKeyUsage, parseTime, queryCertificates, queryEvents, type CertificateFilter, type EventFilter } from '../audit/queries.js';
 import type { Database } from '../db/schema.js';
 import type { Signer } from '../ssh/signer.js';
 import { errorFields, type Logger } from '../log.js';
@@ -18,6 +18,8 @@ export interface AuditService {
   export(stream: string, query: Record<string, string | undefined>): AsyncGenerator<string>;
   /** The access review of a period (`since` default 30 days back, `until` default now). */
   report(query: Record<string, string | undefined>): Promise<AccessReport>;
+  /** Certificates per CA key, live ones and the last end of validity (for rotations). */
+  caKeyUsage(): Promise<CaKeyUsage[]>;
   /** Records the certificate logins found in sshd log text (see audit/usage.ts). */
   ingestSshd(text: string, host: string): Promise<IngestResult>;
 }
@@ -49,6 +51,7 @@ export function createAuditService(deps: { db: Kysely<Database>; now?: () => Dat
       for (const s of STREAMS) streams.push(await verifyStream(deps.db, s, { trustedKeys: deps.trustedKeys }));
       return { ok: streams.every((s) => s.ok), streams };
     },
+    caKeyUsage: () => caKeyUsage(deps.db, now()),
     report(q) {
       const at = now();
       const t = times(q);

@@ -36,7 +36,7 @@ export interface RevocationService {
 export interface RevocationDeps {
   db: Kysely<Database>;
   signer: Signer;
-  /** CA public key blobs by fingerprint: the current signer and older trusted keys. */
+  /** CA public key blobs by fingerprint: the current signer and older keys servers still trust. */
   caKeys: ReadonlyMap<string, Buffer>;
   now?: () => Date;
 }
@@ -91,10 +91,11 @@ export function createRevocationService(deps: RevocationDeps): RevocationService
       if (cached && cached.version === String(version) && cached.digest === digest) return cached.krl;
       const byCa = new Map<string, bigint[]>();
       for (const r of rows) byCa.set(r.ca_key_fingerprint, [...(byCa.get(r.ca_key_fingerprint) ?? []), BigInt(r.serial)]);
-      const revoked = [...byCa].map(([fp, serials]) => {
+      // Certificates of a CA key servers no longer trust (retired in a rotation) are refused
+      // anyway; a KRL section needs the key itself, so they are left out.
+      const revoked = [...byCa].flatMap(([fp, serials]) => {
         const caKeyBlob = deps.caKeys.get(fp);
-        if (!caKeyBlob) throw new Error(`revoked certificates were signed by CA ${fp}, which is no longer configured; keep it in JIT_SSH_TRUSTED_CA_KEYS until they expire`);
-        return { caKeyBlob, serials };
+        return caKeyBlob ? [{ caKeyBlob, serials }] : [];
       });
       const bytes = encodeKrl({ version: BigInt(version), generatedAt: new Date(generated_at), comment: 'jit-ssh', revoked });
       const krl = { version: String(version), generated_at: new Date(generated_at).toISOString(), revoked: rows.length, krl: bytes, signature: await sshsign(deps.signer, KRL_NAMESPACE, bytes) };

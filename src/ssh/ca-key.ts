@@ -132,22 +132,32 @@ export async function generateCaKey(file: string, comment = 'jit-ssh-ca'): Promi
 
 const CA_PUBLIC_TYPES = new Set(['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa']);
 
+export interface TrustedKeys {
+  /** Older CA keys servers still trust: published in `/v1/ca.pub` beside the signer. */
+  trusted: string[];
+  /** Retired CA keys: no longer published, kept to verify what they once signed (audit checkpoints). */
+  retired: string[];
+}
+
 /**
- * Reads extra trusted CA public keys (one OpenSSH line each, `#` comments) —
- * older signers kept in `/v1/ca.pub` during a rotation.
+ * Reads the extra CA public keys of a rotation (one OpenSSH line each, `#`
+ * comments): keys still trusted, and keys marked `@retired` at the start of
+ * their line.
  */
-export async function loadTrustedKeys(file: string): Promise<string[]> {
+export async function loadTrustedKeys(file: string): Promise<TrustedKeys> {
   const text = await fs.readFile(file, 'utf8');
-  const out: string[] = [];
+  const out: TrustedKeys = { trusted: [], retired: [] };
   text.split('\n').forEach((raw, i) => {
-    const line = raw.trim();
+    let line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
+    const retired = /^@retired\s/.test(line);
+    if (retired) line = line.slice('@retired'.length).trim();
     const [type, b64, ...rest] = line.split(/\s+/);
     try {
       if (!type || !b64 || !CA_PUBLIC_TYPES.has(type)) throw new KeyError(`not a CA public key type (${type})`);
       const key = parsePublicKeyBlob(Buffer.from(b64, 'base64'));
       if (key.type !== type) throw new KeyError('type does not match key data');
-      out.push([type, b64, ...rest].join(' '));
+      (retired ? out.retired : out.trusted).push([type, b64, ...rest].join(' '));
     } catch (e) {
       throw new CaKeyError(`${file}:${i + 1}: ${(e as Error).message}`);
     }

@@ -78,8 +78,9 @@ test('ok: older CA public keys are read for rotation; a bad line is named by fil
   const a = readFileSync(`${keygen('old1', ['-t', 'ed25519'])}.pub`, 'utf8').trim();
   const b = readFileSync(`${keygen('old2', ['-t', 'ecdsa', '-b', '384'])}.pub`, 'utf8').trim();
   const file = path.join(dir, 'trusted.pub');
-  writeFileSync(file, `# retired 2026-10\n${a}\n\n${b}\n`);
-  assert.deepEqual(await loadTrustedKeys(file), [a, b]);
+  const c = readFileSync(`${keygen('old3', ['-t', 'ed25519'])}.pub`, 'utf8').trim();
+  writeFileSync(file, `# rotated 2026-10\n${a}\n\n${b}\n@retired ${c}\n`);
+  assert.deepEqual(await loadTrustedKeys(file), { trusted: [a, b], retired: [c] });
   writeFileSync(file, `${a}\nssh-ed25519 AAAAbroken\n`);
   await assert.rejects(loadTrustedKeys(file), new RegExp(`${file}:2: `));
 });
