@@ -18,18 +18,19 @@ import type { Signer } from '../ssh/signer.js';
 export type Stream = 'certificates' | 'audit_events';
 export const STREAMS: Stream[] = ['certificates', 'audit_events'];
 
-const SPEC: Record<Stream, { table: string; key: string; seq: string }> = {
+export const SPEC: Record<Stream, { table: string; key: string; seq: string }> = {
   certificates: { table: 'certificates', key: 'serial', seq: 'seq' },
   audit_events: { table: 'audit_events', key: 'id', seq: 'id' },
 };
 
-const ZERO = Buffer.alloc(32);
+export const ZERO = Buffer.alloc(32);
 const PAGE = 2000;
 /** Records written just before the last sealed one may commit after it; the sealer looks back this far. */
 const LOOKBACK = 5000;
 export const CHECKPOINT_NAMESPACE = 'jit-ssh-checkpoint';
 
-function canonical(value: unknown): unknown {
+/** The JSON form a record is hashed in: sorted keys, times as RFC 3339, bytes as base64. Idempotent. */
+export function canonical(value: unknown): unknown {
   if (value instanceof Date) return value.toISOString();
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) return Buffer.from(value).toString('base64');
   if (typeof value === 'bigint') return value.toString();
@@ -42,8 +43,13 @@ function canonical(value: unknown): unknown {
 
 /** The hash of a record as read from its table (the `seq` column is the chain's order, not content). */
 export function recordHash(stream: Stream, row: Record<string, unknown>): Buffer {
+  return createHash('sha256').update(`${stream}\0${JSON.stringify(canonicalRecord(row))}`).digest();
+}
+
+/** A record's hashed content: its canonical form without its write order (`seq`). */
+export function canonicalRecord(row: Record<string, unknown>): unknown {
   const { seq: _seq, ...content } = row;
-  return createHash('sha256').update(`${stream}\0${JSON.stringify(canonical(content))}`).digest();
+  return canonical(content);
 }
 
 export function chainHash(previous: Buffer, record: Buffer): Buffer {

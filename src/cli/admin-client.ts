@@ -24,6 +24,7 @@ export interface AuditAdmin {
   ingestSshd: AuditService['ingestSshd'];
   report: AuditService['report'];
   caKeyUsage: AuditService['caKeyUsage'];
+  exportChain(): AsyncIterable<string>;
   revoke(target: RevokeTarget, reason: string): Promise<{ revoked: string[] }>;
   krl(): Promise<Krl>;
 }
@@ -66,6 +67,18 @@ function socketCall(socketPath: string, actor: string) {
     });
 }
 
+/** A streamed answer of the admin socket, chunk by chunk. */
+async function* socketStream(socketPath: string, actor: string, path: string): AsyncGenerator<string> {
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    const req = http.request({ socketPath, method: 'GET', path, headers: { [ACTOR_HEADER]: actor } }, resolve);
+    req.on('error', reject);
+    req.end();
+  });
+  res.setEncoding('utf8');
+  if ((res.statusCode ?? 500) >= 400) throw new DomainError('unavailable', `admin socket answered ${res.statusCode}`);
+  for await (const chunk of res) yield chunk as string;
+}
+
 function withQuery(path: string, query: Record<string, string | undefined> | undefined): string {
   const q = new URLSearchParams(Object.entries(query ?? {}).filter((e): e is [string, string] => e[1] !== undefined));
   return q.size > 0 ? `${path}?${q}` : path;
@@ -79,6 +92,7 @@ function socketAudit(socketPath: string, actor: string): AuditAdmin {
     verify: () => call('GET', '/admin/audit/verify') as ReturnType<AuditAdmin['verify']>,
     ingestSshd: (text, host) => call('POST', '/admin/audit/sshd-log', { text, host }) as ReturnType<AuditAdmin['ingestSshd']>,
     report: (q) => call('GET', '/admin/audit/report', undefined, q) as ReturnType<AuditAdmin['report']>,
+    exportChain: () => socketStream(socketPath, actor, '/admin/audit/chain'),
     caKeyUsage: async () => ((await call('GET', '/admin/ca/key-usage')) as { keys: Awaited<ReturnType<AuditAdmin['caKeyUsage']>> }).keys,
     revoke: (target, reason) => call('POST', '/admin/revocations', { ...target, reason }) as ReturnType<AuditAdmin['revoke']>,
     krl: async () => {
@@ -102,6 +116,7 @@ function directAudit(db: DbHandle['db'], config: ServerConfig, actor: string): A
     ingestSshd: (text, host) => audit.ingestSshd(text, host),
     report: (q) => audit.report(q),
     caKeyUsage: () => audit.caKeyUsage(),
+    exportChain: () => audit.exportChain(),
     revoke: async (target, reason) => createRevocationService({ db, signer: (await caKeys()).signer, caKeys: await trusted() }).revoke(target, reason, actor),
     krl: async () => createRevocationService({ db, signer: (await caKeys()).signer, caKeys: await trusted() }).krl(),
   };

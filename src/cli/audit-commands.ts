@@ -9,6 +9,11 @@ import type { ServerConfig } from '../config.js';
 import { csvRow } from '../audit/csv.js';
 import { renderAccessReport } from '../audit/report.js';
 import { openAdmin, type AuditAdmin } from './admin-client.js';
+import readline from 'node:readline';
+import { verifyChainExport } from '../audit/offline.js';
+import { silentLogger } from '../log.js';
+import { caKeyBlobs, loadCaKeys } from '../main.js';
+import { loadTrustedKeys } from '../ssh/ca-key.js';
 import { table } from './client/format.js';
 import { UsageError } from './run.js';
 
@@ -125,6 +130,29 @@ async function list<T>(
   }
 }
 
+/** Checks a chain export with nothing but the file and the CA public keys. */
+async function verifyFile(file: string, keysFile: string | undefined, config: ServerConfig, opts: AuditOptions): Promise<number> {
+  let keys: string[];
+  if (keysFile) {
+    const k = await loadTrustedKeys(keysFile);
+    keys = [...k.trusted, ...k.retired];
+    if (keys.length === 0) throw new Error(`${keysFile} holds no CA public key`);
+  } else {
+    const k = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);
+    keys = [...k.publicKeys, ...k.retiredKeys];
+  }
+  const lines = readline.createInterface({ input: (await readInput(file)) as NodeJS.ReadableStream, crlfDelay: Infinity });
+  const result = await verifyChainExport(lines, [...caKeyBlobs(keys).values()]);
+  if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
+  else {
+    for (const s of result.streams) {
+      process.stdout.write(`${s.stream}: ${s.records} records, ${s.checkpoints} signed checkpoints${s.signed_through && BigInt(s.signed_through) < BigInt(s.records) ? `, signed through position ${s.signed_through}` : ''}\n`);
+    }
+  }
+  if (!result.ok) process.stderr.write(`${file}: NOT INTACT: ${result.problem}\n`);
+  return result.ok ? 0 : 1;
+}
+
 async function verify(audit: AuditAdmin, opts: AuditOptions): Promise<number> {
   const result = await audit.verify();
   if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
@@ -141,6 +169,18 @@ async function verify(audit: AuditAdmin, opts: AuditOptions): Promise<number> {
 
 /** JSON lines for a SIEM: every record of the period, newest first, page by page. */
 async function exportLines(audit: AuditAdmin, opts: AuditOptions): Promise<void> {
+  if (opts.flags['chain'] === true) {
+    const out = await openOutput(opts.flags['out']);
+    try {
+      for await (const chunk of audit.exportChain()) await out.write(chunk);
+      await out.done();
+    } catch (e) {
+      await out.abort();
+      throw e;
+    }
+    if (typeof opts.flags['out'] === 'string') process.stderr.write(`chain exported to ${opts.flags['out']}; check it anywhere with: jit-ssh-ca audit verify --file ${opts.flags['out']} --ca-keys ca.pub\n`);
+    return;
+  }
   const stream = typeof opts.flags['stream'] === 'string' ? opts.flags['stream'] : 'certificates';
   if (stream !== 'certificates' && stream !== 'events') throw new UsageError('--stream must be certificates or events');
   const out = await openOutput(opts.flags['out']);
@@ -274,6 +314,10 @@ export async function auditCommand(command: 'audit' | 'revoke' | 'krl', sub: str
   const known = ['list', 'events', 'verify', 'export', 'ingest-sshd', 'report'];
   if (command === 'audit' && (!sub || !known.includes(sub))) throw new UsageError(`usage: jit-ssh-ca audit ${known.join('|')} ...`);
   if (command === 'audit' && sub === 'ingest-sshd' && args.length !== 1) throw new UsageError('usage: jit-ssh-ca audit ingest-sshd FILE|- [--hostname NAME]');
+  if (command === 'audit' && sub === 'verify' && typeof opts.flags['file'] === 'string') {
+    // Offline: no server, no database.
+    return verifyFile(opts.flags['file'], typeof opts.flags['ca-keys'] === 'string' ? opts.flags['ca-keys'] : undefined, config, opts);
+  }
   if (command === 'audit' && sub !== 'ingest-sshd' && args.length > 0) throw new UsageError(`audit ${sub} takes no arguments (got ${JSON.stringify(args[0])})`);
   if (command === 'krl' && sub !== undefined) throw new UsageError('usage: jit-ssh-ca krl [--out FILE] [--sig FILE]');
   const admin = await openAdmin(config);

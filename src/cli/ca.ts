@@ -43,6 +43,11 @@ Usage:
                                      first bad or missing record
   jit-ssh-ca audit export [--stream certificates|events] [filters] [--out FILE]
                                      every record of a period as JSON lines (for a SIEM)
+  jit-ssh-ca audit export --chain [--out FILE]
+                                     the hash chain with its signed checkpoints, to check elsewhere
+  jit-ssh-ca audit verify --file FILE [--ca-keys FILE]
+                                     check such an export offline, against the CA public keys (ca.pub;
+                                     lines marked @retired count too)
   jit-ssh-ca audit ingest-sshd FILE|- [--hostname NAME]
                                      record certificate logins from an sshd log (read twice, counted once);
                                      --hostname names the server for lines without a syslog prefix
@@ -140,6 +145,9 @@ async function main(argv: string[]): Promise<number> {
       sig: { type: 'string' },
       reason: { type: 'string' },
       hostname: { type: 'string' },
+      chain: { type: 'boolean' },
+      file: { type: 'string' },
+      'ca-keys': { type: 'string' },
       // server-setup
       url: { type: 'string' },
       dir: { type: 'string' },

@@ -4,6 +4,7 @@
 // the OS user it runs as, and every change is logged under that name.
 
 import { Hono } from 'hono';
+import { stream } from 'hono/streaming';
 import { DomainError } from '../core/errors.js';
 import { errorFields, type Logger } from '../log.js';
 import type { AuditService } from '../services/audit.js';
@@ -64,6 +65,12 @@ export function createAdminApp(deps: AdminAppDeps) {
   app.get('/admin/audit/certificates', async (c) => c.json(await deps.audit.certificates(c.req.query())));
   app.get('/admin/audit/events', async (c) => c.json(await deps.audit.events(c.req.query())));
   app.get('/admin/audit/verify', async (c) => c.json(await deps.audit.verify()));
+  app.get('/admin/audit/chain', (c) => {
+    c.header('Content-Type', 'application/x-ndjson');
+    return stream(c, async (s) => {
+      for await (const chunk of deps.audit.exportChain()) await s.write(chunk);
+    });
+  });
   app.get('/admin/ca/key-usage', async (c) => c.json({ keys: await deps.audit.caKeyUsage() }));
   app.get('/admin/audit/report', async (c) => c.json(await deps.audit.report(c.req.query())));
   app.post('/admin/audit/sshd-log', async (c) => {

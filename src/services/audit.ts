@@ -5,6 +5,7 @@ import { DomainError } from '../core/errors.js';
 import { checkpoint, sealStream, STREAMS, verifyStream, type VerifyResult } from '../audit/chain.js';
 import { ingestSshdLog, type IngestResult } from '../audit/usage.js';
 import { buildAccessReport, type AccessReport } from '../audit/report.js';
+import { exportChain } from '../audit/offline.js';
 import { caKeyUsage, type CaKeyUsage, parseTime, queryCertificates, queryEvents, type CertificateFilter, type EventFilter } from '../audit/queries.js';
 import type { Database } from '../db/schema.js';
 import type { Signer } from '../ssh/signer.js';
@@ -18,6 +19,8 @@ export interface AuditService {
   export(stream: string, query: Record<string, string | undefined>): AsyncGenerator<string>;
   /** The access review of a period (`since` default 30 days back, `until` default now). */
   report(query: Record<string, string | undefined>): Promise<AccessReport>;
+  /** The sealed chain and its signed checkpoints as JSON lines, for checking without the database. */
+  exportChain(): AsyncGenerator<string>;
   /** Certificates per CA key, live ones and the last end of validity (for rotations). */
   caKeyUsage(): Promise<CaKeyUsage[]>;
   /** Records the certificate logins found in sshd log text (see audit/usage.ts). */
@@ -52,6 +55,7 @@ export function createAuditService(deps: { db: Kysely<Database>; now?: () => Dat
       return { ok: streams.every((s) => s.ok), streams };
     },
     caKeyUsage: () => caKeyUsage(deps.db, now()),
+    exportChain: () => exportChain(deps.db, now()),
     report(q) {
       const at = now();
       const t = times(q);

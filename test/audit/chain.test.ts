@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import { sql, type Kysely } from 'kysely';
 import { chainHash, checkpoint, checkpointText, CHECKPOINT_NAMESPACE, recordHash, sealStream, verifyStream } from '../../src/audit/chain.js';
 import { appendEvent } from '../../src/db/audit-events.js';
+import { exportChain, verifyChainExport } from '../../src/audit/offline.js';
 import type { Database } from '../../src/db/schema.js';
 import { createIssuer } from '../../src/services/issuer.js';
 import { publicKeyLine } from '../../src/ssh/signer.js';
@@ -146,6 +147,39 @@ for (const backend of BACKENDS) {
         assert.equal(v.ok, false);
         assert.equal(v.problem!.record, '0');
         assert.match(v.problem!.detail, /^audit_events record 0 is not on the chain and never will be/);
+      } finally {
+        await t.cleanup();
+      }
+    });
+
+    test('ok/fail: an export of the chain is checked offline with only the CA key; edits, gaps and foreign keys are caught', async () => {
+      const t = await backend.open();
+      try {
+        await seed(t.db, 5);
+        for (const stream of ['certificates', 'audit_events'] as const) {
+          await sealStream(t.db, stream, new Date());
+          await checkpoint(t.db, stream, signer, new Date());
+        }
+        await seed(t.db, 2);
+        await sealStream(t.db, 'certificates', new Date());
+        let text = '';
+        for await (const chunk of exportChain(t.db, new Date())) text += chunk;
+        const lines = text.trimEnd().split('\n');
+        const check = (ls: string[], keys = [signer.publicKeyBlob]) => verifyChainExport((async function* () { yield* ls; })(), keys);
+        const ok = await check(lines);
+        assert.equal(ok.ok, true, ok.problem ?? '');
+        assert.deepEqual(ok.streams, [
+          { stream: 'certificates', records: 7, checkpoints: 1, signed_through: '5' },
+          { stream: 'audit_events', records: 5, checkpoints: 1, signed_through: '5' },
+        ]);
+        const edited = lines.map((l) => (l.includes('"position":"3"') && l.includes('"type":"link"') && l.includes('"stream":"certificates"') ? l.replace('"deploy"', '"root"') : l));
+        assert.match((await check(edited)).problem!, /^certificates: checkpoint at position 5 does not match the records/);
+        const gap = lines.filter((l) => !(l.includes('"type":"link"') && l.includes('"stream":"certificates"') && l.includes('"position":"2"')));
+        assert.match((await check(gap)).problem!, /^certificates: the export has no record at position 2/);
+        const unsigned = lines.filter((l) => !l.includes('"type":"checkpoint"'));
+        assert.match((await check(unsigned)).problem!, /^certificates: no signed checkpoint vouches for its 7 records/);
+        assert.match((await check(lines, [caSigner('ed25519').publicKeyBlob])).problem!, /which is not a trusted CA key$/);
+        assert.match((await check(lines.slice(1))).problem!, /not a jit-ssh-chain\/1 export/);
       } finally {
         await t.cleanup();
       }

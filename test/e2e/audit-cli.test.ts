@@ -163,6 +163,18 @@ describe('jit-ssh-ca audit, revoke and krl', () => {
     const v = await ca('audit', 'verify');
     assert.equal(v.code, 0, v.stderr);
     assert.match(v.stdout, /^certificates: intact, 2 records on the chain, 1 signed checkpoints\naudit_events: intact, \d+ records on the chain/);
+    // The chain leaves the CA host as a file, and is checked with nothing but the CA's public keys.
+    const chainFile = path.join(dir, 'chain.jsonl');
+    const chain = await ca('audit', 'export', '--chain', '--out', chainFile);
+    assert.equal(chain.code, 0, chain.stderr);
+    writeFileSync(path.join(dir, 'ca.pub'), caPub);
+    const offline = await run(CA_BIN, ['audit', 'verify', '--file', chainFile, '--ca-keys', path.join(dir, 'ca.pub')], cleanEnv());
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.match(offline.stdout, /^certificates: 2 records, 1 signed checkpoints\n/);
+    writeFileSync(chainFile, readFileSync(chainFile, 'utf8').replace('"alice"', '"mallory"'));
+    const altered = await run(CA_BIN, ['audit', 'verify', '--file', chainFile, '--ca-keys', path.join(dir, 'ca.pub')], cleanEnv());
+    assert.equal(altered.code, 1);
+    assert.match(altered.stderr, /NOT INTACT: certificates: checkpoint at position 2 does not match the records/);
   });
 
   test('ok: the access review names the grant, its certificates, the logins and the revocation', async () => {

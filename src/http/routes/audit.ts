@@ -33,6 +33,13 @@ export function auditRoutes(deps: AuditRoutesDeps) {
     c.header('Content-Disposition', `attachment; filename="access-review-${report.period.since.slice(0, 10)}.${format}"`);
     return c.body(renderAccessReport(report, format), 200, { 'Content-Type': type });
   });
+  app.get('/v1/audit/chain', (c) => {
+    c.header('Content-Type', 'application/x-ndjson');
+    c.header('Content-Disposition', 'attachment; filename="jit-ssh-chain.jsonl"');
+    return stream(c, async (s) => {
+      for await (const chunk of deps.audit.exportChain()) await s.write(chunk);
+    });
+  });
   app.get('/v1/audit/export', async (c) => {
     const lines = deps.audit.export(c.req.query('stream') ?? 'certificates', c.req.query());
     // Read the first line before answering, so bad parameters still get a problem+json answer.
