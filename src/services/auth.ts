@@ -153,3 +153,71 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
     },
   };
 }
+
+// ---- Step-up: a fresh TOTP code for one sensitive action (the web pages' approvals) ----
+
+/** What a verified step-up proves: this user gave a fresh code for this action on this target. */
+export interface StepUpProof {
+  method: 'totp';
+  /** The TOTP time-step consumed: the same counter as login, so no code serves twice. */
+  step: number;
+  purpose: string;
+  target: string;
+  at: string;
+}
+
+export interface StepUpInput {
+  username: string;
+  totp: unknown;
+  /** The action the code is given for, e.g. `request.approve`. */
+  purpose: string;
+  /** What it is given for, e.g. the request id. */
+  target: string;
+  clientAddress: string | null;
+}
+
+export interface StepUpVerifier {
+  /** Verifies and consumes the code; throws `unauthenticated` (wrong or used code) or `rate_limited`. */
+  verify(input: StepUpInput): Promise<StepUpProof>;
+}
+
+export const STEP_UP_FAILED = 'the code is wrong or was already used; wait for the next code from your authenticator';
+
+/**
+ * Uses login's machinery: the sealed secret, verifyTotp, and consumeTotpStep
+ * (a step is accepted once per user, whether for a login or a step-up). A
+ * wrong code counts towards the user's lockout like a failed login, so a
+ * stolen session cannot guess codes; a locked user cannot step up.
+ */
+export function createStepUpVerifier(deps: AuthDeps): StepUpVerifier {
+  const { db, box, settings } = deps;
+  const now = deps.now ?? (() => new Date());
+  return {
+    async verify(input) {
+      const at = now();
+      const { username, totp, purpose, target, clientAddress } = input;
+      const userKey = `user:${username}`;
+      const event = (outcome: 'ok' | 'failed' | 'refused', details: Record<string, unknown>) =>
+        appendEvent(db, { at, actor: username, action: outcome === 'ok' ? 'step_up.ok' : 'step_up.failed', target, outcome, clientAddress, details: { purpose, ...details } });
+      const locked = (await getThrottle(db, userKey))?.lockedUntil;
+      if (locked && locked > at) {
+        await event('refused', { reason: 'locked' });
+        throw new RateLimitedError('too many wrong codes; try again later', Math.ceil((locked.getTime() - at.getTime()) / 1000));
+      }
+      const user = await findUser(db, username);
+      if (!user || !user.enabled) throw new DomainError('unauthenticated', 'the session has ended; log in again');
+      const step = typeof totp === 'string' ? await verifyTotp(box.open(user.totp_secret, totpContext(user.name)), totp.trim(), Math.floor(at.getTime() / 1000)) : null;
+      const reason = step === null ? 'bad_totp' : (await consumeTotpStep(db, user.name, step)) ? null : 'totp_replay';
+      if (reason !== null || step === null) {
+        const lockedUntil = await recordUserFailure(db, userKey, at, settings.lockoutThreshold, settings.lockoutSeconds, MAX_LOCKOUT_SECONDS);
+        await event('failed', { reason });
+        if (lockedUntil) {
+          await appendEvent(db, { at, actor: 'jit-ssh', action: 'login.lockout', target: username, outcome: 'ok', clientAddress, details: { until: lockedUntil.toISOString() } });
+        }
+        throw new DomainError('unauthenticated', STEP_UP_FAILED);
+      }
+      await event('ok', { step });
+      return { method: 'totp', step, purpose, target, at: at.toISOString() };
+    },
+  };
+}

@@ -31,7 +31,7 @@ import {
 } from '../db/requests.js';
 import type { ApprovalRow, Database, GrantRow, RequestRow, RequestStatus } from '../db/schema.js';
 import { findUser } from '../db/users.js';
-import type { Principal } from './auth.js';
+import type { Principal, StepUpProof } from './auth.js';
 import { newId } from './ids.js';
 import { enqueue } from './notify.js';
 
@@ -92,6 +92,8 @@ export interface DryRunView {
 export interface Caller {
   principal: Principal;
   clientAddress: string | null;
+  /** A fresh TOTP code verified for this very decision (the web pages ask for one); recorded with it. */
+  stepUp?: StepUpProof;
 }
 
 export interface RequestService {
@@ -107,6 +109,10 @@ export interface RequestService {
   acknowledge(caller: Caller, grantId: string, comment: unknown): Promise<RequestView>;
   /** Closes unanswered requests past their TTL; returns how many. */
   expireDue(): Promise<number>;
+  /** Roles whose requests `who` may decide (as an approver named by the policy). */
+  decidableRoles(who: Principal): string[];
+  /** `requester`'s most recent requests that `who` may see, newest first: context for a decision. */
+  history(who: Principal, requester: string, limit?: number): Promise<RequestView[]>;
 }
 
 export interface RequestDeps {
@@ -349,6 +355,11 @@ export function createRequestService(deps: RequestDeps): RequestService {
 
   async function decideOn(caller: Caller, id: string, comment: unknown, verdict: 'approve' | 'deny'): Promise<RequestView> {
     const text = optionalText(comment, 'comment', MAX_REASON);
+    // A step-up proof counts only for the request it was given for.
+    if (caller.stepUp && (caller.stepUp.target !== id || caller.stepUp.purpose !== `request.${verdict}`)) {
+      throw new DomainError('forbidden', 'the code was confirmed for another action');
+    }
+    const stepUp = caller.stepUp ? { step_up: { method: caller.stepUp.method, at: caller.stepUp.at } } : {};
     return tx(async (trx) => {
       const at = now();
       const r = await lockPending(trx, caller, id, at);
@@ -362,7 +373,7 @@ export function createRequestService(deps: RequestDeps): RequestService {
         if (isUniqueViolation(e, 'approvals_pkey')) throw new DomainError('conflict', `you have already decided request ${id}`);
         throw e;
       }
-      await audit(trx, at, caller, verdict === 'approve' ? 'request.approve' : 'request.deny', r.id, { comment: text });
+      await audit(trx, at, caller, verdict === 'approve' ? 'request.approve' : 'request.deny', r.id, { comment: text, ...stepUp });
       if (verdict === 'deny') {
         await closeRequest(trx, r.id, 'denied', at, me, text ?? `denied by ${me}`);
         await notify(trx, at, 'request.denied', me, r, [`user:${r.requester}`], `${me} denied ${r.requester}'s request for ${r.role} (${r.id})${text ? `: ${text}` : ''}`);
@@ -505,6 +516,16 @@ export function createRequestService(deps: RequestDeps): RequestService {
         await audit(trx, at, caller, 'grant.review', g.id, { comment: text });
         return load(g.id, trx);
       });
+    },
+
+    decidableRoles(who) {
+      const me = requesterOf(who);
+      return [...deps.policy().roles.values()].filter((role) => role.approval && matchesSubjects(role.approval.approvers, me)).map((r) => r.name);
+    },
+
+    async history(who, requester, limit = 10) {
+      const rows = await listRequests(db, { requester, limit: Math.min(Math.max(limit, 1), 100) });
+      return views(rows.filter((r) => visible(who, r)));
     },
 
     async expireDue() {
