@@ -38,6 +38,11 @@ export interface ServerConfig {
   auth: AuthSettings;
   /** HMAC key signing outgoing webhooks; null = unsigned. */
   webhookSecret: Buffer | null;
+  /**
+   * The origin browsers reach the web pages at (e.g. `https://ca.example.com` behind a TLS proxy);
+   * null = the request's own. Form posts must come from it; https makes the session cookie Secure.
+   */
+  publicUrl: string | null;
 }
 
 export interface AuthSettings {
@@ -101,6 +106,7 @@ export const SERVER_SETTINGS = {
   webhookSecret: { env: 'JIT_SSH_WEBHOOK_SECRET', flag: null, help: 'HMAC-SHA256 key signing webhook bodies (environment only)' },
   webhookSecretFile: { env: 'JIT_SSH_WEBHOOK_SECRET_FILE', flag: 'webhook-secret-file', help: 'file holding JIT_SSH_WEBHOOK_SECRET' },
   passwordCost: { env: 'JIT_SSH_PASSWORD_COST', flag: 'password-cost', help: 'scrypt cost log2(N), 14-20 (default 16: 64 MiB, ~0.2 s)' },
+  publicUrl: { env: 'JIT_SSH_PUBLIC_URL', flag: 'public-url', help: 'URL browsers use for the web pages, e.g. https://ca.example.com behind a TLS proxy' },
 } as const;
 
 export const EXAMPLE_POLICY = fileURLToPath(new URL('../examples/policy.yaml', import.meta.url));
@@ -160,6 +166,11 @@ const schema = z.object({
   passwordCost: intIn(14, 20).default(16),
   webhookSecret: z.string().min(16, 'must be at least 16 characters').optional(),
   webhookSecretFile: z.string().optional(),
+  // An origin only: the web pages compare it with each form post's Origin header.
+  publicUrl: z
+    .string()
+    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol) && new URL(u).origin === u.replace(/\/$/, ''), 'must be an http(s) origin such as https://ca.example.com (no path)')
+    .optional(),
 });
 
 /** A 32-byte key written as base64 (44 characters) or hex (64). */
@@ -223,6 +234,7 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     shutdownTimeout: v.shutdownTimeout,
     secretKey,
     webhookSecret: webhookText ? Buffer.from(webhookText, 'utf8') : null,
+    publicUrl: v.publicUrl ? new URL(v.publicUrl).origin : null,
     adminSocket: v.adminSocket ? path.resolve(cwd, v.adminSocket) : path.join(dataDir, 'admin.sock'),
     auth: Object.freeze({
       tokenTtl: v.tokenTtl,
