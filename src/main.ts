@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createIssuer, type Issuer } from './services/issuer.js';
-import { createAuthService, type AuthService } from './services/auth.js';
+import { createAuthService, createStepUpVerifier, type AuthService } from './services/auth.js';
 import { createUserAdmin, type UserAdmin } from './services/users.js';
 import { createRequestService, type RequestService } from './services/requests.js';
 import { createCertificateService } from './services/certificates.js';
@@ -142,6 +142,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     reloadPolicy,
     audit,
     krl: () => revocation.krl(),
+    web: { stepUp: createStepUpVerifier({ db: database.db, box, settings: config.auth }), publicUrl: config.publicUrl },
   });
   let adminSocket: { close(): Promise<void> };
   try {

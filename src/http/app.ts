@@ -18,11 +18,14 @@ import { requestRoutes, type RequestRoutesDeps } from './routes/requests.js';
 import { caRoutes, type CaDeps } from './routes/ca.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
 import type { AppEnv } from './types.js';
+import { webRoutes, type WebDeps } from '../web/index.js';
 
 export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, Omit<RequestRoutesDeps, 'auth' | 'clientAddress'>, Omit<AdminRoutesDeps, 'auth'>, Omit<AuditRoutesDeps, 'auth'> {
   logger: Logger;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
+  /** The web pages under /ui (and a landing page at /), built on the same services; absent = the API only. */
+  web?: Pick<WebDeps, 'stepUp' | 'publicUrl' | 'now'>;
 }
 
 export function createApp(deps: AppDeps) {
@@ -47,6 +50,9 @@ export function createApp(deps: AppDeps) {
   app.route('/', auditRoutes(deps));
   app.route('/', requestRoutes(deps));
   app.route('/', adminRoutes(deps));
+  if (deps.web) {
+    app.route('/', webRoutes({ logger: deps.logger, auth: deps.auth, requests: deps.requests, audit: deps.audit, clientAddress: deps.clientAddress, ...deps.web }));
+  }
 
   app.notFound((c) => problem(c, 404, `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

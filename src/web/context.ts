@@ -1,0 +1,118 @@
+// What the web pages are built from, and the per-request steps every route
+// goes through: find the session behind the cookie, require it, require a
+// role, check the form's CSRF token. Authorization is decided here and again
+// by the services; hiding a link is never the check.
+
+import type { Context, MiddlewareHandler } from 'hono';
+import type { AuditService } from '../services/audit.js';
+import type { AuthService, StepUpVerifier } from '../services/auth.js';
+import type { Caller, RequestService } from '../services/requests.js';
+import type { AppEnv } from '../http/types.js';
+import type { Logger } from '../log.js';
+import { WebError } from './errors.js';
+import { csrfTokenFor, overHttps, sameSecret, sessionCookie } from './security.js';
+import type { Viewer } from './views/layout.js';
+
+export interface WebDeps {
+  logger: Logger;
+  auth: AuthService;
+  stepUp: StepUpVerifier;
+  requests: RequestService;
+  audit: AuditService;
+  clientAddress: (c: Context) => string | null;
+  /** The origin browsers use (JIT_SSH_PUBLIC_URL); null = each request's own. */
+  publicUrl: string | null;
+  now?: () => Date;
+}
+
+export interface WebEnv {
+  Variables: AppEnv['Variables'] & {
+    /** The login token from the session cookie (only set with `viewer`). */
+    sessionToken: string;
+    viewer: Viewer;
+    /** The posted form's text fields, once checkCsrf has read them. */
+    form: Record<string, string>;
+  };
+}
+
+export type WebContext = Context<WebEnv>;
+
+/** Finds the live session behind the cookie, if any; pages that need one use requireSession after it. */
+export function loadSession(deps: WebDeps): MiddlewareHandler<WebEnv> {
+  return async function loadSessionMiddleware(c, next) {
+    const token = sessionCookie(c, overHttps(c, deps.publicUrl));
+    const who = token ? await deps.auth.authenticate(token) : null;
+    if (token && who) {
+      c.set('principal', who);
+      c.set('sessionToken', token);
+      c.set('viewer', {
+        who,
+        csrf: csrfTokenFor(token),
+        approver: who.isAdmin || deps.requests.decidableRoles(who).length > 0,
+        auditor: who.isAuditor || who.isAdmin,
+      });
+    }
+    await next();
+  };
+}
+
+/** A safe place to come back to after login: one of our own pages, never another site. */
+export function safeNext(path: string | undefined): string {
+  return path && /^\/ui(\/[A-Za-z0-9._~/-]*)?$/.test(path) && !path.includes('//') ? path : '/ui';
+}
+
+export function requireSession(): MiddlewareHandler<WebEnv> {
+  return async function requireSessionMiddleware(c, next) {
+    if (c.get('viewer')) return next();
+    // A page asked for without a session goes to the login form (the path only; never the query).
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return c.redirect(`/ui/login?next=${encodeURIComponent(safeNext(c.req.path))}`, 303);
+    throw new WebError(401, 'Your session has ended. Log in again, then repeat what you were doing.');
+  };
+}
+
+export function requireAuditor(): MiddlewareHandler<WebEnv> {
+  return async function requireAuditorMiddleware(c, next) {
+    if (!c.get('viewer').auditor) throw new WebError(403, 'Only auditors may see the audit pages.');
+    return next();
+  };
+}
+
+export function requireApprover(): MiddlewareHandler<WebEnv> {
+  return async function requireApproverMiddleware(c, next) {
+    if (!c.get('viewer').approver) throw new WebError(403, 'Only approvers named in the policy may see the approval queue.');
+    return next();
+  };
+}
+
+/** The text fields of a urlencoded form (what our forms send); anything else is refused. */
+export async function readForm(c: Context): Promise<Record<string, string>> {
+  if (!(c.req.header('Content-Type') ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    throw new WebError(415, 'Forms must be sent as application/x-www-form-urlencoded.');
+  }
+  const body = await c.req.parseBody();
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+/** Reads the posted form and checks its CSRF token against the session's; refuses with 403 otherwise. */
+export async function formWithCsrf(c: WebContext): Promise<Record<string, string>> {
+  const form = await readForm(c);
+  if (!sameSecret(form['csrf'], c.get('viewer').csrf)) {
+    throw new WebError(403, 'This form’s security token is missing or out of date, so it was refused. Open the page again and retry.');
+  }
+  return form;
+}
+
+/** Every form post of a logged-in user must carry the session's CSRF token. */
+export function checkCsrf(): MiddlewareHandler<WebEnv> {
+  return async function checkCsrfMiddleware(c, next) {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    c.set('form', await formWithCsrf(c));
+    return next();
+  };
+}
+
+export function callerOf(c: WebContext, deps: WebDeps): Caller {
+  return { principal: c.get('viewer').who, clientAddress: deps.clientAddress(c) };
+}

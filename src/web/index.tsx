@@ -1,0 +1,103 @@
+// The web pages for engineers, approvers and auditors, served under /ui by the
+// same service as the API and built on the same services (the API stays the
+// source of truth). Every request passes, in this order: security headers →
+// same-origin check on posts → session from the cookie → login routes →
+// session required → CSRF token on posts → the role a page needs → the page.
+
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { DomainError, RateLimitedError } from '../core/errors.js';
+import { STATUS_OF } from '../http/problem.js';
+import { errorFields } from '../log.js';
+import { checkCsrf, loadSession, requireApprover, requireAuditor, requireSession, type WebDeps, type WebEnv } from './context.js';
+import { WebError } from './errors.js';
+import { auditRoutes } from './routes/audit.js';
+import { engineerRoutes } from './routes/engineer.js';
+import { loginRoutes } from './routes/login.js';
+import { queueRoutes } from './routes/queue.js';
+import { reportRoutes } from './routes/report.js';
+import { requestRoutes } from './routes/request.js';
+import { timelineRoutes } from './routes/timeline.js';
+import { sameOriginPosts, webHeaders } from './security.js';
+import { STATIC_FILES } from './static.js';
+import { page } from './views/layout.js';
+
+export type { WebDeps } from './context.js';
+
+const TITLES: Partial<Record<number, string>> = { 400: 'Bad input', 401: 'Not logged in', 403: 'Not allowed', 404: 'Not found', 409: 'Conflict', 413: 'Too large', 415: 'Wrong form encoding', 429: 'Too many attempts' };
+
+export function webRoutes(deps: WebDeps) {
+  const app = new Hono<WebEnv>();
+  const ui = ['/', '/ui', '/ui/*'];
+
+  for (const path of ui) app.use(path, webHeaders());
+  for (const f of STATIC_FILES) {
+    app.get(f.path, (c) => c.body(f.body, 200, { 'Content-Type': f.type, 'Cache-Control': 'public, max-age=31536000, immutable' }));
+  }
+  app.get('/', (c) =>
+    page(c, 200, { title: 'Just-in-time SSH access', viewer: null }, (
+      <>
+        <h1>jit-ssh</h1>
+        <p>Just-in-time SSH access: ask for a role for a while, with a reason; policy or an approver says yes; you get a short-lived OpenSSH certificate.</p>
+        <ul>
+          <li>
+            <a href="/ui">Web pages</a>: your access and requests, approvals, audit.
+          </li>
+          <li>
+            <a href="/v1/ca.pub">The CA public key</a> for <code>TrustedUserCAKeys</code>.
+          </li>
+          <li>The JSON API is under <code>/v1</code>; the <code>jit-ssh</code> command talks to it.</li>
+        </ul>
+      </>
+    )),
+  );
+
+  for (const path of ui.slice(1)) {
+    app.use(path, sameOriginPosts(deps.publicUrl));
+    app.use(path, loadSession(deps));
+  }
+  app.route('/', loginRoutes(deps));
+  for (const path of ui.slice(1)) {
+    app.use(path, requireSession());
+    app.use(path, checkCsrf());
+  }
+  app.get('/ui/', (c) => c.redirect('/ui', 301));
+  app.route('/', engineerRoutes(deps));
+  app.route('/', requestRoutes(deps));
+  app.use('/ui/queue', requireApprover());
+  app.route('/', queueRoutes(deps));
+  app.use('/ui/audit', requireAuditor());
+  app.use('/ui/audit/*', requireAuditor());
+  app.route('/', auditRoutes(deps));
+  app.route('/', timelineRoutes(deps));
+  app.route('/', reportRoutes(deps));
+
+  app.all('/ui/*', () => {
+    throw new WebError(404, 'There is no such page.');
+  });
+
+  // Errors become a page with one sentence for a person; the API keeps problem+json.
+  app.onError((err, c) => {
+    let status: ContentfulStatusCode = 500;
+    let message = 'Something went wrong on the server. It has been logged; please try again.';
+    if (err instanceof WebError) [status, message] = [err.status, err.message];
+    else if (err instanceof DomainError) [status, message] = [STATUS_OF[err.code], err.message];
+    else if (err instanceof HTTPException) [status, message] = [err.status as ContentfulStatusCode, 'The request was refused.'];
+    else deps.logger.error('unhandled error', { request_id: c.get('requestId'), ...errorFields(err, true) });
+    if (err instanceof RateLimitedError) c.header('Retry-After', String(err.retryAfter));
+    const title = TITLES[status] ?? 'Error';
+    return page(c, status, { title, viewer: c.get('viewer') ?? null }, (
+      <>
+        <h1>{title}</h1>
+        <p class={status >= 500 ? 'alert' : 'notice'} role="alert">
+          {message}
+        </p>
+        <p>
+          <a href={c.get('viewer') ? '/ui' : '/ui/login'}>{c.get('viewer') ? 'Back to your access' : 'Log in'}</a>
+        </p>
+      </>
+    ));
+  });
+  return app;
+}

@@ -1,0 +1,169 @@
+// One request's page, and what can be done to it from there: decide it (with
+// a fresh authenticator code bound to it), cancel it, give up its grant,
+// acknowledge a break-glass use. The services decide who may; the page only
+// offers what they would allow.
+
+import { Hono } from 'hono';
+import type { Child } from 'hono/jsx';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { DomainError, RateLimitedError } from '../../core/errors.js';
+import { STATUS_OF } from '../../http/problem.js';
+import { ID_FORM } from '../../services/ids.js';
+import type { RequestView } from '../../services/requests.js';
+import { callerOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
+import { WebError } from '../errors.js';
+import { Badge, Csrf, Facts, Time } from '../views/components.js';
+import { page, type Viewer } from '../views/layout.js';
+import { AcknowledgeForm, Approvals, DecisionForm, PolicyDecision, RequestFacts, type DecisionFormState } from '../views/requests.js';
+
+export function mayDecide(deps: WebDeps, v: Viewer, r: RequestView): boolean {
+  const me = v.who.username;
+  return r.status === 'pending' && r.requester !== me && deps.requests.decidableRoles(v.who).includes(r.role) && !r.approvals.some((a) => a.approver === me);
+}
+
+export function mayAcknowledge(deps: WebDeps, v: Viewer, r: RequestView): boolean {
+  return r.grant?.review?.status === 'open' && r.requester !== v.who.username && (v.who.isAdmin || deps.requests.decidableRoles(v.who).includes(r.role));
+}
+
+interface PageState {
+  decide?: DecisionFormState;
+  ack?: { error?: string; comment?: string };
+  error?: string;
+}
+
+/** The id in the path, or a 404 page: ids are ULIDs, nothing else reaches the services. */
+function idParam(c: WebContext): string {
+  const id = c.req.param('id') ?? '';
+  if (!ID_FORM.test(id)) throw new WebError(404, 'There is no such request.');
+  return id;
+}
+
+const statusOf = (e: DomainError): ContentfulStatusCode => STATUS_OF[e.code];
+
+export function requestRoutes(deps: WebDeps) {
+  const app = new Hono<WebEnv>();
+
+  const show = async (c: WebContext, status: ContentfulStatusCode, id: string, state: PageState = {}) => {
+    const v = c.get('viewer');
+    const r = await deps.requests.get(v.who, id);
+    const g = r.grant;
+    return page(c, status, { title: `Request ${r.role} by ${r.requester}`, viewer: v }, (
+      <>
+        <h1>
+          {r.requester} asks for {r.role} <Badge status={r.status} />
+        </h1>
+        <p class="actions">
+          {v.approver && <a href="/ui/queue">Back to the approval queue</a>}
+          {v.auditor && <a href={`/ui/audit/requests/${r.id}`}>Full timeline</a>}
+        </p>
+        {state.error && (
+          <div class="alert" role="alert">
+            {state.error}
+          </div>
+        )}
+        <RequestFacts r={r} />
+        <PolicyDecision decision={r.decision} required={r.required_approvals} />
+        <h2>Approvals</h2>
+        <Approvals r={r} />
+        {g && (
+          <>
+            <h2>Grant</h2>
+            <Facts
+              rows={[
+                ['From', <Time iso={g.starts_at} />],
+                ['Until', <Time iso={g.ends_at} />],
+                ['Live', g.live ? 'yes' : 'no'],
+                ['Given up', <Time iso={g.relinquished_at} />],
+                ...(g.review ? [['Break-glass review', g.review.status === 'open' ? <Badge status="open" label="waiting for review" /> : <>acknowledged by {g.review.by} <Time iso={g.review.at} />{g.review.comment ? ` — “${g.review.comment}”` : ''}</>] as [string, Child]] : []),
+              ]}
+            />
+          </>
+        )}
+        {mayDecide(deps, v, r) && (
+          <section aria-labelledby="decide-h">
+            <h2 id="decide-h">Your decision</h2>
+            <DecisionForm r={r} csrf={v.csrf} state={state.decide} />
+          </section>
+        )}
+        {mayAcknowledge(deps, v, r) && (
+          <section aria-labelledby="ack-h">
+            <h2 id="ack-h">Break-glass review</h2>
+            <AcknowledgeForm r={r} csrf={v.csrf} error={state.ack?.error} comment={state.ack?.comment} />
+          </section>
+        )}
+        {r.status === 'pending' && r.requester === v.who.username && (
+          <form method="post" action={`/ui/requests/${r.id}/cancel`} class="actions">
+            <Csrf token={v.csrf} />
+            <button type="submit">Cancel this request</button>
+          </form>
+        )}
+        {g?.live && r.requester === v.who.username && r.status === 'approved' && (
+          <form method="post" action={`/ui/grants/${g.id}/relinquish`} class="actions">
+            <Csrf token={v.csrf} />
+            <button type="submit">Give up this access now</button>
+          </form>
+        )}
+      </>
+    ));
+  };
+
+  app.get('/ui/requests/:id', (c) => show(c, 200, idParam(c)));
+
+  app.post('/ui/requests/:id/decide', async (c) => {
+    const id = idParam(c);
+    const v = c.get('viewer');
+    const f = c.get('form');
+    const verdict = f['decision'];
+    if (verdict !== 'approve' && verdict !== 'deny') throw new WebError(400, 'Choose Approve or Deny.');
+    const comment = f['comment'] ?? '';
+    const r = await deps.requests.get(v.who, id);
+    if (!mayDecide(deps, v, r)) return show(c, r.status === 'pending' ? 403 : 409, id, { error: r.status === 'pending' ? 'You may not decide this request.' : `This request is already ${r.status}.` });
+    try {
+      // The code is checked and used up first, for this request and this verdict only.
+      const proof = await deps.stepUp.verify({ username: v.who.username, totp: f['totp'] ?? '', purpose: `request.${verdict}`, target: id, clientAddress: deps.clientAddress(c) });
+      const caller = { ...callerOf(c, deps), stepUp: proof };
+      await (verdict === 'approve' ? deps.requests.approve(caller, id, comment) : deps.requests.deny(caller, id, comment));
+    } catch (e) {
+      if (!(e instanceof DomainError)) throw e;
+      if (e instanceof RateLimitedError) c.header('Retry-After', String(e.retryAfter));
+      return show(c, statusOf(e), id, { decide: { comment, error: e.message } });
+    }
+    return c.redirect(`/ui/requests/${id}`, 303);
+  });
+
+  app.post('/ui/requests/:id/cancel', async (c) => {
+    const id = idParam(c);
+    try {
+      await deps.requests.cancel(callerOf(c, deps), id);
+    } catch (e) {
+      if (e instanceof DomainError && e.code !== 'not_found') return show(c, statusOf(e), id, { error: e.message });
+      throw e;
+    }
+    return c.redirect(`/ui/requests/${id}`, 303);
+  });
+
+  app.post('/ui/grants/:id/relinquish', async (c) => {
+    const id = idParam(c);
+    try {
+      await deps.requests.relinquish(callerOf(c, deps), id);
+    } catch (e) {
+      if (e instanceof DomainError && e.code === 'conflict') return show(c, 409, id, { error: e.message });
+      throw e;
+    }
+    return c.redirect('/ui', 303);
+  });
+
+  app.post('/ui/grants/:id/acknowledge', async (c) => {
+    const id = idParam(c);
+    const comment = c.get('form')['comment'] ?? '';
+    try {
+      await deps.requests.acknowledge(callerOf(c, deps), id, comment);
+    } catch (e) {
+      if (e instanceof DomainError && e.code !== 'not_found') return show(c, statusOf(e), id, { ack: { comment, error: e.message } });
+      throw e;
+    }
+    return c.redirect(`/ui/requests/${id}`, 303);
+  });
+
+  return app;
+}

@@ -1,0 +1,125 @@
+// The web pages' defences, in one place: session and login cookies, CSRF
+// tokens, the same-origin check on every form post, and the response headers
+// (a strict Content-Security-Policy: our own static files, nothing inline).
+
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Context, MiddlewareHandler } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { WebError } from './errors.js';
+
+/**
+ * No inline script or style anywhere (not even nonce'd): the pages load one
+ * stylesheet and one small script, both from /ui/static. Forms may only post
+ * here, nothing may frame the pages, and nothing else loads.
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+/** Headers every /ui answer carries (the app adds nosniff, Referrer-Policy no-referrer, COOP, HSTS). */
+export function webHeaders(): MiddlewareHandler {
+  return async function webHeadersMiddleware(c, next) {
+    await next();
+    c.header('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+    c.header('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()');
+    // Pages show who holds access and the audit log: never kept by a cache or the back button.
+    if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
+  };
+}
+
+/** Whether browsers reach us over https: the configured public URL says so, else the request itself. */
+export function overHttps(c: Context, publicUrl: string | null): boolean {
+  return new URL(publicUrl ?? c.req.url).protocol === 'https:';
+}
+
+function expectedOrigin(c: Context, publicUrl: string | null): string {
+  return publicUrl ?? new URL(c.req.url).origin;
+}
+
+/**
+ * Refuses a form post that did not come from our own pages. Browsers send
+ * Origin on every POST; Sec-Fetch-Site, when sent, must not say cross-site;
+ * with no Origin the Referer's origin must match; with neither it is refused.
+ * This stands beside the CSRF token, not instead of it.
+ */
+export function sameOriginPosts(publicUrl: string | null): MiddlewareHandler {
+  return async function sameOriginMiddleware(c, next) {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    const expected = expectedOrigin(c, publicUrl);
+    const site = c.req.header('Sec-Fetch-Site');
+    const origin = c.req.header('Origin');
+    const referer = c.req.header('Referer');
+    let from: string | null = null;
+    if (origin !== undefined) from = origin;
+    else if (referer && URL.canParse(referer)) from = new URL(referer).origin;
+    if ((site !== undefined && site !== 'same-origin') || from !== expected) {
+      throw new WebError(403, 'This form was not sent from this site’s own pages, so it was refused. Open the page again and retry.');
+    }
+    return next();
+  };
+}
+
+// ---- Cookies ----
+
+const SESSION = 'jit_ssh_session';
+const LOGIN = 'jit_ssh_login';
+
+/** `__Host-` (Secure, Path=/, no Domain: no other host or subdomain can set or read it) whenever served over https. */
+const named = (base: string, secure: boolean) => (secure ? `__Host-${base}` : base);
+
+const cookieOptions = (secure: boolean, maxAge: number) => ({ httpOnly: true, sameSite: 'Strict' as const, secure, path: '/', maxAge });
+
+/** The session cookie holds the login token itself: the session store is login's, and logout revokes it. */
+export function setSessionCookie(c: Context, secure: boolean, token: string, expiresAt: Date, now: Date): void {
+  setCookie(c, named(SESSION, secure), token, cookieOptions(secure, Math.max(1, Math.floor((expiresAt.getTime() - now.getTime()) / 1000))));
+}
+
+export function sessionCookie(c: Context, secure: boolean): string | undefined {
+  return getCookie(c, named(SESSION, secure));
+}
+
+export function clearSessionCookie(c: Context, secure: boolean): void {
+  deleteCookie(c, named(SESSION, secure), { path: '/', secure, httpOnly: true, sameSite: 'Strict' });
+}
+
+/** The login form's CSRF secret (double submit: cookie and hidden field must agree); made when the form is shown. */
+export function loginCsrf(c: Context, secure: boolean): string {
+  const existing = getCookie(c, named(LOGIN, secure));
+  if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
+  const fresh = randomBytes(32).toString('base64url');
+  setCookie(c, named(LOGIN, secure), fresh, cookieOptions(secure, 3600));
+  return fresh;
+}
+
+export function loginCsrfCookie(c: Context, secure: boolean): string | undefined {
+  return getCookie(c, named(LOGIN, secure));
+}
+
+export function clearLoginCsrf(c: Context, secure: boolean): void {
+  deleteCookie(c, named(LOGIN, secure), { path: '/', secure, httpOnly: true, sameSite: 'Strict' });
+}
+
+// ---- CSRF tokens ----
+
+/**
+ * A session's CSRF token: HMAC of a fixed label keyed by the session token.
+ * Stateless, differs per session, dies with it, and reveals nothing about
+ * the session token (a page's HTML may be cached or shared; the cookie is not).
+ */
+export function csrfTokenFor(sessionToken: string): string {
+  return createHmac('sha256', sessionToken).update('jit-ssh web csrf v1').digest('base64url');
+}
+
+/** Compares a submitted secret with the expected one in constant time (both hashed first, so lengths match). */
+export function sameSecret(given: unknown, expected: string | undefined): boolean {
+  if (typeof given !== 'string' || given.length === 0 || !expected) return false;
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}

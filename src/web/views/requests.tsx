@@ -1,0 +1,136 @@
+// How a request shows: its facts, the policy's decision, a list of requests,
+// and the forms that act on one (decide with step-up, acknowledge, cancel).
+
+import type { FC } from 'hono/jsx';
+import type { RequestView } from '../../services/requests.js';
+import { Alert, Badge, CodeField, Csrf, Facts, Scroll, TextArea, Time } from './components.js';
+
+export const PolicyDecision: FC<{ decision: RequestView['decision']; required?: number; title?: string }> = ({ decision, required, title }) => (
+  <div class={`decision s-${decision.outcome}`}>
+    <p>
+      <strong>{title ?? 'Policy decision'}:</strong> <Badge status={decision.outcome} /> by rule <code>{decision.rule}</code>
+    </p>
+    <p>{decision.reason}</p>
+    {required !== undefined && required > 0 && <p class="muted">Approvals needed: {required}</p>}
+  </div>
+);
+
+export const RequestFacts: FC<{ r: RequestView }> = ({ r }) => (
+  <Facts
+    rows={[
+      ['Request', <code>{r.id}</code>],
+      ['Requester', r.requester],
+      ['Role', r.role],
+      ['Principals', r.principals.length > 0 ? <code>{r.principals.join(', ')}</code> : <span class="muted">none (role no longer in the policy)</span>],
+      ['Duration', r.extends_grant ? `${r.duration} more (extends grant ${r.extends_grant})` : r.duration],
+      ['Reason', r.reason],
+      ['Ticket', r.ticket ?? <span class="muted">none</span>],
+      ['Break-glass', r.break_glass ? <Badge status="pending" label="break-glass" /> : 'no'],
+      ['Status', <Badge status={r.status} />],
+      ['Filed', <Time iso={r.created_at} />],
+      [r.status === 'pending' ? 'Expires' : 'Closed', r.status === 'pending' ? <Time iso={r.expires_at} /> : <><Time iso={r.closed_at} /> {r.closed_by ? `by ${r.closed_by}` : ''}{r.close_reason ? ` — ${r.close_reason}` : ''}</>],
+    ]}
+  />
+);
+
+export const Approvals: FC<{ r: RequestView }> = ({ r }) =>
+  r.approvals.length === 0 ? (
+    <p class="muted">No approver has decided yet.</p>
+  ) : (
+    <ul>
+      {r.approvals.map((a) => (
+        <li>
+          <strong>{a.approver}</strong> {a.decision === 'approve' ? 'approved' : 'denied'} <Time iso={a.at} />
+          {a.comment ? ` — “${a.comment}”` : ''}
+        </li>
+      ))}
+    </ul>
+  );
+
+/** A compact table of requests (a user's own, or a requester's history). */
+export const RequestTable: FC<{ rows: RequestView[]; caption: string; showRequester?: boolean }> = ({ rows, caption, showRequester }) =>
+  rows.length === 0 ? (
+    <p class="muted">{caption}: none.</p>
+  ) : (
+    <Scroll label={caption}>
+      <table>
+        <caption>{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Filed</th>
+            {showRequester && <th scope="col">Requester</th>}
+            <th scope="col">Role</th>
+            <th scope="col">Duration</th>
+            <th scope="col">Status</th>
+            <th scope="col">Rule</th>
+            <th scope="col">Reason</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr>
+              <td>
+                <a href={`/ui/requests/${r.id}`}>
+                  <Time iso={r.created_at} />
+                </a>
+              </td>
+              {showRequester && <td>{r.requester}</td>}
+              <td>{r.role}</td>
+              <td>{r.duration}</td>
+              <td>
+                <Badge status={r.status} />
+                {r.break_glass ? ' break-glass' : ''}
+              </td>
+              <td>
+                <code>{r.decision.rule}</code>
+              </td>
+              <td>{r.reason}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Scroll>
+  );
+
+export interface DecisionFormState {
+  comment?: string;
+  error?: string;
+}
+
+/** Approve or deny, with a comment and a fresh authenticator code (step-up for this request only). */
+export const DecisionForm: FC<{ r: RequestView; csrf: string; state?: DecisionFormState }> = ({ r, csrf, state = {} }) => {
+  const errId = `decide-error-${r.id}`;
+  return (
+    <form method="post" action={`/ui/requests/${r.id}/decide`} class="stack" aria-label={`Decide ${r.requester}'s request for ${r.role}`}>
+      <Csrf token={csrf} />
+      <Alert message={state.error} id={errId} />
+      <TextArea id={`comment-${r.id}`} name="comment" label="Comment (optional)" value={state.comment} maxlength={1000} />
+      <CodeField
+        id={`totp-${r.id}`}
+        label="Authenticator code, to confirm"
+        hint="A fresh code: one already used to log in or for another decision is refused."
+        invalid={!!state.error}
+        errorId={errId}
+      />
+      <div class="actions">
+        <button type="submit" name="decision" value="approve" class="primary">
+          Approve
+        </button>
+        <button type="submit" name="decision" value="deny" class="danger">
+          Deny
+        </button>
+      </div>
+    </form>
+  );
+};
+
+export const AcknowledgeForm: FC<{ r: RequestView; csrf: string; error?: string; comment?: string }> = ({ r, csrf, error, comment }) => (
+  <form method="post" action={`/ui/grants/${r.grant!.id}/acknowledge`} class="stack" aria-label={`Acknowledge ${r.requester}'s break-glass use of ${r.role}`}>
+    <Csrf token={csrf} />
+    <Alert message={error} id={`ack-error-${r.id}`} />
+    <TextArea id={`ack-comment-${r.id}`} name="comment" label="Review comment" value={comment} maxlength={1000} hint="What you checked: the reason, the ticket, what was done on the servers." />
+    <button type="submit" class="primary">
+      Acknowledge break-glass use
+    </button>
+  </form>
+);
