@@ -29,9 +29,11 @@ const TITLES: Partial<Record<number, string>> = { 400: 'Bad input', 401: 'Not lo
 
 export function webRoutes(deps: WebDeps) {
   const app = new Hono<WebEnv>();
-  const ui = ['/', '/ui', '/ui/*'];
+  // '/ui/*' also matches '/ui' itself.
+  const UI = '/ui/*';
 
-  for (const path of ui) app.use(path, webHeaders());
+  app.use('/', webHeaders());
+  app.use(UI, webHeaders());
   for (const f of STATIC_FILES) {
     app.get(f.path, (c) => c.body(f.body, 200, { 'Content-Type': f.type, 'Cache-Control': 'public, max-age=31536000, immutable' }));
   }
@@ -53,21 +55,16 @@ export function webRoutes(deps: WebDeps) {
     )),
   );
 
-  for (const path of ui.slice(1)) {
-    app.use(path, sameOriginPosts(deps.publicUrl));
-    app.use(path, loadSession(deps));
-  }
+  app.use(UI, sameOriginPosts(deps.publicUrl));
+  app.use(UI, loadSession(deps));
   app.route('/', loginRoutes(deps));
-  for (const path of ui.slice(1)) {
-    app.use(path, requireSession());
-    app.use(path, checkCsrf());
-  }
+  app.use(UI, requireSession());
+  app.use(UI, checkCsrf());
   app.get('/ui/', (c) => c.redirect('/ui', 301));
   app.route('/', engineerRoutes(deps));
   app.route('/', requestRoutes(deps));
   app.use('/ui/queue', requireApprover());
   app.route('/', queueRoutes(deps));
-  app.use('/ui/audit', requireAuditor());
   app.use('/ui/audit/*', requireAuditor());
   app.route('/', auditRoutes(deps));
   app.route('/', timelineRoutes(deps));
