@@ -55,12 +55,12 @@ export function webRoutes(deps: WebDeps) {
     )),
   );
 
+  app.get('/ui/', (c) => c.redirect('/ui', 301));
   app.use(UI, sameOriginPosts(deps.publicUrl));
   app.use(UI, loadSession(deps));
   app.route('/', loginRoutes(deps));
   app.use(UI, requireSession());
   app.use(UI, checkCsrf());
-  app.get('/ui/', (c) => c.redirect('/ui', 301));
   app.route('/', engineerRoutes(deps));
   app.route('/', requestRoutes(deps));
   app.use('/ui/queue', requireApprover());

@@ -131,13 +131,14 @@ export function reportRoutes(deps: WebDeps) {
     ));
   });
 
-  app.get('/ui/audit/report.:format{csv|json|md}', async (c) => {
-    const format = c.req.param('format') as 'csv' | 'json' | 'md';
-    const report = await deps.audit.report(filtersOf(c.req.query(), ['since', 'until']));
-    const type = { csv: 'text/csv', json: 'application/json', md: 'text/markdown' }[format];
-    c.header('Content-Disposition', `attachment; filename="access-review-${report.period.since.slice(0, 10)}.${format}"`);
-    return c.body(renderAccessReport(report, format), 200, { 'Content-Type': `${type}; charset=utf-8` });
-  });
+  for (const format of ['csv', 'json', 'md'] as const) {
+    app.get(`/ui/audit/report.${format}`, async (c) => {
+      const report = await deps.audit.report(filtersOf(c.req.query(), ['since', 'until']));
+      const type = { csv: 'text/csv', json: 'application/json', md: 'text/markdown' }[format];
+      c.header('Content-Disposition', `attachment; filename="access-review-${report.period.since.slice(0, 10)}.${format}"`);
+      return c.body(renderAccessReport(report, format), 200, { 'Content-Type': `${type}; charset=utf-8` });
+    });
+  }
 
   return app;
 }
