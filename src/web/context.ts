@@ -58,7 +58,7 @@ export function loadSession(deps: WebDeps): MiddlewareHandler<WebEnv> {
 
 /** A safe place to come back to after login: one of our own pages, never another site. */
 export function safeNext(path: string | undefined): string {
-  return path && /^\/ui(\/[A-Za-z0-9._~/-]*)?$/.test(path) && !path.includes('//') ? path : '/ui';
+  return path && /^\/ui(\/[A-Za-z0-9._~/-]*)?$/.test(path) && !path.includes('//') && !/\/\.\.?(\/|$)/.test(path) ? path : '/ui';
 }
 
 export function requireSession(): MiddlewareHandler<WebEnv> {

@@ -83,11 +83,14 @@ export async function webIdentity(db: Kysely<Database>, clock: TestClock, opts: 
         if ((res.headers.get('content-type') ?? '').startsWith('text/html')) lastHtml = await res.clone().text();
         return res;
       },
+      /** The TOTP code the last login() used. */
+      lastCode: '',
       /** Logs in through the form with a fresh TOTP step; returns the response to the post. */
-      async login(u: TestUser, code?: string) {
+      async login(u: TestUser, code?: string, next = '/ui') {
         await self.get('/ui/login');
         clock.advance(30);
-        return self.post('/ui/login', { csrf: self.csrf(), username: u.name, password: u.password, totp: code ?? totpAt(u.secret, clock), next: '/ui' });
+        self.lastCode = code ?? totpAt(u.secret, clock);
+        return self.post('/ui/login', { csrf: self.csrf(), username: u.name, password: u.password, totp: self.lastCode, next });
       },
     };
     return self;
