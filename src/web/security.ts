@@ -43,10 +43,13 @@ function expectedOrigin(c: Context, publicUrl: string | null): string {
 }
 
 /**
- * Refuses a form post that did not come from our own pages. Browsers send
- * Origin on every POST; Sec-Fetch-Site, when sent, must not say cross-site;
- * with no Origin the Referer's origin must match; with neither it is refused.
- * This stands beside the CSRF token, not instead of it.
+ * Refuses a form post that did not come from our own pages; it stands beside
+ * the CSRF token, not instead of it. Sec-Fetch-Site, when the browser sends
+ * it, must say same-origin (page script cannot set it). The Origin header
+ * (or, without one, the Referer's origin) must be ours. A browser sends
+ * `Origin: null` when a page's referrer policy is no-referrer; the pages ask
+ * for same-origin (see the layout), and a null Origin is accepted only with
+ * Sec-Fetch-Site: same-origin. With no signal at all the post is refused.
  */
 export function sameOriginPosts(publicUrl: string | null): MiddlewareHandler {
   return async function sameOriginMiddleware(c, next) {
@@ -56,9 +59,10 @@ export function sameOriginPosts(publicUrl: string | null): MiddlewareHandler {
     const origin = c.req.header('Origin');
     const referer = c.req.header('Referer');
     let from: string | null = null;
-    if (origin !== undefined) from = origin;
-    else if (referer && URL.canParse(referer)) from = new URL(referer).origin;
-    if ((site !== undefined && site !== 'same-origin') || from !== expected) {
+    if (origin !== undefined && origin !== 'null') from = origin;
+    else if (origin === undefined && referer && URL.canParse(referer)) from = new URL(referer).origin;
+    const sameOrigin = from === expected || (from === null && origin === 'null' && site === 'same-origin');
+    if ((site !== undefined && site !== 'same-origin') || !sameOrigin) {
       throw new WebError(403, 'This form was not sent from this site’s own pages, so it was refused. Open the page again and retry.');
     }
     return next();

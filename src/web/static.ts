@@ -50,6 +50,8 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 form.stack .field { margin: 0 0 1rem; max-width: 36rem; }
 form.filters { display: grid; grid-template-columns: repeat(auto-fill, minmax(12rem, 1fr)); gap: .5rem 1rem; align-items: end; }
 form.filters .field { margin: 0; }
+form.filters .wide { grid-column: 1 / -1; }
+td time { white-space: nowrap; }
 label { display: block; font-weight: 600; margin-bottom: .2rem; }
 label.check { display: flex; gap: .5rem; align-items: center; font-weight: 400; }
 input[type=text], input[type=password], input[type=search], select, textarea { width: 100%; font: inherit; padding: .45rem .5rem; border: 1px solid #8c959f; border-radius: 6px; background: #fff; color: var(--fg); }
@@ -101,6 +103,10 @@ function file(name: string, ext: string, type: string, body: string): StaticFile
   return { path: `/ui/static/${name}-${hash}.${ext}`, type, body };
 }
 
+// A key on a dark tile; browsers ask for an icon, and a 404 would be noise in every log.
+const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#24292f"/><circle cx="11" cy="16" r="5" fill="none" stroke="#fff" stroke-width="3"/><path d="M16 16h11v5M23 16v4" fill="none" stroke="#fff" stroke-width="3"/></svg>\n`;
+
 export const STYLESHEET = file('app', 'css', 'text/css; charset=utf-8', CSS);
 export const TIME_SCRIPT = file('local-time', 'js', 'text/javascript; charset=utf-8', TIME_JS);
-export const STATIC_FILES: readonly StaticFile[] = [STYLESHEET, TIME_SCRIPT];
+export const ICON = file('icon', 'svg', 'image/svg+xml', ICON_SVG);
+export const STATIC_FILES: readonly StaticFile[] = [STYLESHEET, TIME_SCRIPT, ICON];

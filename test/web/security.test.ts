@@ -60,12 +60,13 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
       assert.doesNotMatch(html, /<style|\sstyle=|\son[a-z]+=/i, `${path}: inline style or handler`);
     }
     assert.equal(CONTENT_SECURITY_POLICY, "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
-    // The two static files: right types, cacheable for good (their names carry a content hash).
+    // The static files (stylesheet, script, icon): right types, cacheable for good (their names carry a content hash).
     const html = (await (await b.get('/ui')).text());
     for (const [, path] of html.matchAll(/(?:href|src)="(\/ui\/static\/[^"]+)"/g)) {
       const res = await b.get(path!);
       assert.equal(res.status, 200, path);
-      assert.match(res.headers.get('content-type')!, path!.endsWith('.css') ? /^text\/css/ : /^text\/javascript/);
+      const types: Record<string, RegExp> = { css: /^text\/css/, js: /^text\/javascript/, svg: /^image\/svg\+xml/ };
+      assert.match(res.headers.get('content-type')!, types[path!.split('.').pop()!]!);
       assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     }
   });
@@ -166,6 +167,9 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     });
     assert.equal(referred.status, 303);
     assert.equal(await b.post('/ui/requests/new', { ...body, action: 'preview' }, { 'sec-fetch-site': 'same-origin' }).then((r) => r.status), 200);
+    // `Origin: null` (what a no-referrer policy makes browsers send) passes only when the browser itself says same-origin.
+    assert.equal(await b.post('/ui/requests/new', { ...body, action: 'preview' }, { origin: 'null', 'sec-fetch-site': 'same-origin' }).then((r) => r.status), 200);
+    assert.equal(await b.post('/ui/requests/new', { ...body, action: 'preview' }, { origin: 'null', 'sec-fetch-site': 'cross-site' }).then((r) => r.status), 403);
     // With JIT_SSH_PUBLIC_URL, only that origin counts, whatever Host the request names.
     const proxied = await webIdentity(t.db, clock, { policy: WORKFLOW_POLICY, publicUrl: 'https://ca.example.com' });
     const res = await proxied.app.request(`${ORIGIN}/ui/login`, { method: 'POST', body: 'csrf=x', headers: { origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' } });

@@ -15,7 +15,7 @@ import { CERT_FILTERS, EVENT_FILTERS, exportSearch, filtersOf } from './audit-ex
 const PAGE_SIZE = '50';
 const qs = (params: Record<string, string>) => new URLSearchParams(params).toString();
 
-const TIME_HINT = 'RFC 3339 (2026-11-01T00:00:00Z) or a duration back from now (30d, 12h).';
+const TIME_HINT = 'Times: RFC 3339 (2026-11-01T00:00:00Z) or a duration back from now (30d, 12h).';
 
 const CertFilters = ({ f, bad }: { f: Record<string, string>; bad: boolean }) => (
   <form method="get" action="/ui/audit/certificates" class="filters" role="search" aria-label="Search certificates">
@@ -33,11 +33,12 @@ const CertFilters = ({ f, bad }: { f: Record<string, string>; bad: boolean }) =>
         <option value="false" selected={f['break_glass'] === 'false'}>no break-glass</option>
       </select>
     </div>
-    <Field id="f-since" name="since" label="Issued since" value={f['since']} hint={TIME_HINT} invalid={bad} errorId="search-error" />
-    <Field id="f-until" name="until" label="Issued before" value={f['until']} invalid={bad} errorId="search-error" />
+    <Field id="f-since" name="since" label="Issued since" value={f['since']} describedBy="time-hint" invalid={bad} errorId="search-error" />
+    <Field id="f-until" name="until" label="Issued before" value={f['until']} describedBy="time-hint" invalid={bad} errorId="search-error" />
     <div class="field">
       <button type="submit" class="primary">Search</button>
     </div>
+    <p class="hint wide" id="time-hint">{TIME_HINT}</p>
   </form>
 );
 
@@ -46,11 +47,12 @@ const EventFilters = ({ f, bad }: { f: Record<string, string>; bad: boolean }) =
     <Field id="f-actor" name="actor" label="Actor" value={f['actor']} invalid={bad} errorId="search-error" />
     <Field id="f-action" name="action" label="Action" value={f['action']} placeholder="request.approve" invalid={bad} errorId="search-error" />
     <Field id="f-target" name="target" label="Target" value={f['target']} invalid={bad} errorId="search-error" />
-    <Field id="f-since" name="since" label="Since" value={f['since']} hint={TIME_HINT} invalid={bad} errorId="search-error" />
-    <Field id="f-until" name="until" label="Before" value={f['until']} invalid={bad} errorId="search-error" />
+    <Field id="f-since" name="since" label="Since" value={f['since']} describedBy="time-hint" invalid={bad} errorId="search-error" />
+    <Field id="f-until" name="until" label="Before" value={f['until']} describedBy="time-hint" invalid={bad} errorId="search-error" />
     <div class="field">
       <button type="submit" class="primary">Search</button>
     </div>
+    <p class="hint wide" id="time-hint">{TIME_HINT}</p>
   </form>
 );
 

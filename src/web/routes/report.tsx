@@ -110,11 +110,14 @@ export function reportRoutes(deps: WebDeps) {
       <>
         <h1>Access review</h1>
         <form method="get" action="/ui/audit/report" class="filters" aria-label="Report period">
-          <Field id="r-since" name="since" label="Since" value={f['since']} placeholder="30d" hint="RFC 3339 or a duration back from now; default 30 days." invalid={!!error} errorId="report-error" />
-          <Field id="r-until" name="until" label="Until" value={f['until']} placeholder="now" invalid={!!error} errorId="report-error" />
+          <Field id="r-since" name="since" label="Since" value={f['since']} placeholder="30d" describedBy="period-hint" invalid={!!error} errorId="report-error" />
+          <Field id="r-until" name="until" label="Until" value={f['until']} placeholder="now" describedBy="period-hint" invalid={!!error} errorId="report-error" />
           <div class="field">
             <button type="submit" class="primary">Show</button>
           </div>
+          <p class="hint wide" id="period-hint">
+            RFC 3339 times or durations back from now (30d); by default the last 30 days.
+          </p>
         </form>
         <Alert message={error} id="report-error" />
         {report && (

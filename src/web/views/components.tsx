@@ -49,6 +49,8 @@ interface FieldProps {
   invalid?: boolean;
   /** Describes the field with an error shown elsewhere on the page. */
   errorId?: string;
+  /** Describes the field with a hint shown elsewhere (one hint for several fields). */
+  describedBy?: string;
   type?: 'text' | 'password' | 'search';
   required?: boolean;
   autocomplete?: string;
@@ -60,7 +62,8 @@ interface FieldProps {
   autofocus?: boolean;
 }
 
-const describedBy = (id: string, hint: unknown, invalid?: boolean, errorId?: string) => [hint ? `${id}-hint` : '', invalid && errorId ? errorId : ''].filter(Boolean).join(' ') || undefined;
+const describedBy = (id: string, hint: unknown, invalid?: boolean, errorId?: string, other?: string) =>
+  [hint ? `${id}-hint` : '', other ?? '', invalid && errorId ? errorId : ''].filter(Boolean).join(' ') || undefined;
 
 export const Field: FC<FieldProps> = (p) => (
   <div class="field">
@@ -79,7 +82,7 @@ export const Field: FC<FieldProps> = (p) => (
       class={p.class}
       autofocus={p.autofocus}
       aria-invalid={p.invalid ? 'true' : undefined}
-      aria-describedby={describedBy(p.id, p.hint, p.invalid, p.errorId)}
+      aria-describedby={describedBy(p.id, p.hint, p.invalid, p.errorId, p.describedBy)}
     />
     {p.hint && (
       <p class="hint" id={`${p.id}-hint`}>

@@ -7,7 +7,7 @@ import { html } from 'hono/html';
 import type { Child, FC, PropsWithChildren } from 'hono/jsx';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Principal } from '../../services/auth.js';
-import { STYLESHEET, TIME_SCRIPT } from '../static.js';
+import { ICON, STYLESHEET, TIME_SCRIPT } from '../static.js';
 
 /** Who is looking, and what the navigation may offer them (the routes check again). */
 export interface Viewer {
@@ -37,8 +37,10 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, viewer, curr
     <head>
       <meta charset="utf-8" />
       <meta name="viewport" content="width=device-width, initial-scale=1" />
-      <meta name="referrer" content="no-referrer" />
+      {/* Same-origin requests keep their Origin header (checked on every form post); other sites get no referrer. */}
+      <meta name="referrer" content="same-origin" />
       <title>{title} · jit-ssh</title>
+      <link rel="icon" href={ICON.path} type="image/svg+xml" />
       <link rel="stylesheet" href={STYLESHEET.path} />
       <script src={TIME_SCRIPT.path} defer></script>
     </head>
