@@ -57,6 +57,8 @@ describe('web pages in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHRO
       const logs: string[] = [];
       const people: Record<string, Person> = {};
       const problems: string[] = [];
+      /** The Origin header of every form post the browser sent. */
+      const postOrigins = new Set<string>();
       const dir = tempDir('jit-ssh-web-');
       let requestId = '';
       let serial = '';
@@ -91,9 +93,13 @@ describe('web pages in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHRO
         // The refusals these tests provoke (401, 403 pages) log a line each; anything else, such as a CSP violation, is a problem.
         page.on('console', (m) => m.type() === 'error' && !/status of 40[13] \(/.test(m.text()) && problems.push(`console: ${m.text()}`));
         page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+        page.on('request', (r) => r.method() === 'POST' && r.url().includes('/ui/') && postOrigins.add(r.headers()['origin'] ?? 'none'));
         return { context, page };
       };
+      /** Saves a screenshot of a main page, after checking that every form field on it has a label. */
       const shot = async (page: Page, name: string) => {
+        const unlabelled = await page.evaluate(`[...document.querySelectorAll('input:not([type=hidden]), select, textarea')].filter((e) => e.labels.length === 0).map((e) => e.name)`);
+        assert.deepEqual(unlabelled, [], `${name}: fields without a label`);
         if (!backend.screenshots) return;
         mkdirSync(SHOTS, { recursive: true });
         await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
@@ -253,6 +259,8 @@ describe('web pages in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHRO
 
       test('no console errors or CSP violations; no token, password or code in the server log', () => {
         assert.deepEqual(problems, []);
+        // The pages' referrer policy keeps the Origin header on our own posts, so the primary check sees it.
+        assert.deepEqual([...postOrigins], [new URL(server.url).origin]);
         const text = logs.join('');
         for (const p of Object.values(people)) assert.ok(!text.includes(p.password), 'a password was logged');
         assert.doesNotMatch(text, /jit_[A-Za-z0-9_-]{43}/, 'a session token was logged');
