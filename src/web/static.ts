@@ -54,13 +54,15 @@ form.filters .wide { grid-column: 1 / -1; }
 td time { white-space: nowrap; }
 label { display: block; font-weight: 600; margin-bottom: .2rem; }
 label.check { display: flex; gap: .5rem; align-items: center; font-weight: 400; }
+fieldset.verdict { border: 0; padding: 0; margin: 0 0 1rem; display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; }
+fieldset.verdict legend { font-weight: 600; padding: 0; margin-bottom: .2rem; width: 100%; }
+input[type=radio], input[type=checkbox] { width: 1.15rem; height: 1.15rem; }
 input[type=text], input[type=password], input[type=search], select, textarea { width: 100%; font: inherit; padding: .45rem .5rem; border: 1px solid #8c959f; border-radius: 6px; background: #fff; color: var(--fg); }
 input[aria-invalid="true"], textarea[aria-invalid="true"], select[aria-invalid="true"] { border-color: var(--bad); }
 textarea { min-height: 5rem; }
 input.code { max-width: 9rem; letter-spacing: .15em; }
 button, .button { font: inherit; font-weight: 600; padding: .45rem 1rem; border-radius: 6px; border: 1px solid #8c959f; background: var(--panel); color: var(--fg); cursor: pointer; text-decoration: none; display: inline-block; }
 button.primary { background: #1f883d; border-color: #1a7f37; color: #fff; }
-button.danger { background: #cf222e; border-color: #a40e26; color: #fff; }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: .5rem 0; }
 .inline { display: inline; }
 ul.plain { list-style: none; padding: 0; }

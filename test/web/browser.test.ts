@@ -164,12 +164,15 @@ describe('web pages in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHRO
         // The code just used to log in is refused for the approval; the comment stays.
         await card.getByLabel('Comment (optional)').fill('ticket checked, go ahead');
         await card.getByLabel('Authenticator code, to confirm').fill(loginCode);
-        await card.getByRole('button', { name: 'Approve' }).click();
+        await card.getByLabel('Approve').check();
+        await card.getByRole('button', { name: 'Confirm decision' }).click();
         await page.locator('[role=alert]').waitFor();
         assert.match(await page.locator('[role=alert]').innerText(), /the code is wrong or was already used/);
         assert.equal(await page.getByLabel('Comment (optional)').inputValue(), 'ticket checked, go ahead');
+        assert.ok(await page.getByLabel('Approve').isChecked(), 'the verdict was not kept');
+        // Enter in the code field submits the one form, with the verdict chosen.
         await page.getByLabel('Authenticator code, to confirm').fill(totp(lead.secret, 30));
-        await page.getByRole('button', { name: 'Approve' }).click();
+        await page.getByLabel('Authenticator code, to confirm').press('Enter');
         await page.waitForURL(`**/ui/requests/${requestId}`);
         assert.match(await page.locator('h1').innerText(), /approved/);
         assert.match(await page.locator('main').innerText(), /lead approved .* — “ticket checked, go ahead”/);

@@ -103,6 +103,11 @@ for (const backend of BACKENDS) {
       assert.match(again.html, /Invalid user name, password or code/);
       assert.match(again.html, /value="lead"/, 'the user name was not kept');
       assert.ok(!again.html.includes(u['lead']!.password), 'the password came back in the page');
+      // Once decided, the form is gone and a late decision is refused on the page.
+      const late = await lead.post(`/ui/requests/${id}/decide`, { csrf: lead.csrf(), decision: 'deny', totp: totpAt(u['lead']!.secret, clock, 30) });
+      assert.equal(late.status, 409);
+      assert.match(lead.html, /<div class="alert" role="alert">This request is already approved.<\/div>/);
+      assert.doesNotMatch(lead.html, /Confirm decision/);
       approved = id;
     });
 

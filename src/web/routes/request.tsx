@@ -47,6 +47,10 @@ export function requestRoutes(deps: WebDeps) {
     const v = c.get('viewer');
     const r = await deps.requests.get(v.who, id);
     const g = r.grant;
+    const decidable = mayDecide(deps, v, r);
+    const acknowledgeable = mayAcknowledge(deps, v, r);
+    // A refusal whose form is no longer offered (someone decided first) is shown at the top.
+    const error = state.error ?? (!decidable ? state.decide?.error : undefined) ?? (!acknowledgeable ? state.ack?.error : undefined);
     return page(c, status, { title: `Request ${r.role} by ${r.requester}`, viewer: v }, (
       <>
         <h1>
@@ -56,9 +60,9 @@ export function requestRoutes(deps: WebDeps) {
           {v.approver && <a href="/ui/queue">Back to the approval queue</a>}
           {v.auditor && <a href={`/ui/audit/requests/${r.id}`}>Full timeline</a>}
         </p>
-        {state.error && (
+        {error && (
           <div class="alert" role="alert">
-            {state.error}
+            {error}
           </div>
         )}
         <RequestFacts r={r} />
@@ -79,13 +83,13 @@ export function requestRoutes(deps: WebDeps) {
             />
           </>
         )}
-        {mayDecide(deps, v, r) && (
+        {decidable && (
           <section aria-labelledby="decide-h">
             <h2 id="decide-h">Your decision</h2>
             <DecisionForm r={r} csrf={v.csrf} state={state.decide} />
           </section>
         )}
-        {mayAcknowledge(deps, v, r) && (
+        {acknowledgeable && (
           <section aria-labelledby="ack-h">
             <h2 id="ack-h">Break-glass review</h2>
             <AcknowledgeForm r={r} csrf={v.csrf} error={state.ack?.error} comment={state.ack?.comment} />
@@ -126,7 +130,7 @@ export function requestRoutes(deps: WebDeps) {
     } catch (e) {
       if (!(e instanceof DomainError)) throw e;
       if (e instanceof RateLimitedError) c.header('Retry-After', String(e.retryAfter));
-      return show(c, statusOf(e), id, { decide: { comment, error: e.message } });
+      return show(c, statusOf(e), id, { decide: { verdict, comment, error: e.message } });
     }
     return c.redirect(`/ui/requests/${id}`, 303);
   });

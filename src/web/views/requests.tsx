@@ -93,17 +93,33 @@ export const RequestTable: FC<{ rows: RequestView[]; caption: string; showReques
   );
 
 export interface DecisionFormState {
+  verdict?: 'approve' | 'deny';
   comment?: string;
   error?: string;
 }
 
-/** Approve or deny, with a comment and a fresh authenticator code (step-up for this request only). */
+/**
+ * Approve or deny, with a comment and a fresh authenticator code (step-up for
+ * this request only). The verdict is a required choice and there is one
+ * submit button, so pressing Enter in the code field never picks a verdict.
+ */
 export const DecisionForm: FC<{ r: RequestView; csrf: string; state?: DecisionFormState }> = ({ r, csrf, state = {} }) => {
   const errId = `decide-error-${r.id}`;
   return (
     <form method="post" action={`/ui/requests/${r.id}/decide`} class="stack" aria-label={`Decide ${r.requester}'s request for ${r.role}`}>
       <Csrf token={csrf} />
       <Alert message={state.error} id={errId} />
+      <fieldset class="verdict">
+        <legend>Decision</legend>
+        <label class="check" for={`approve-${r.id}`}>
+          <input type="radio" id={`approve-${r.id}`} name="decision" value="approve" required checked={state.verdict === 'approve'} />
+          Approve
+        </label>
+        <label class="check" for={`deny-${r.id}`}>
+          <input type="radio" id={`deny-${r.id}`} name="decision" value="deny" required checked={state.verdict === 'deny'} />
+          Deny
+        </label>
+      </fieldset>
       <TextArea id={`comment-${r.id}`} name="comment" label="Comment (optional)" value={state.comment} maxlength={1000} />
       <CodeField
         id={`totp-${r.id}`}
@@ -113,11 +129,8 @@ export const DecisionForm: FC<{ r: RequestView; csrf: string; state?: DecisionFo
         errorId={errId}
       />
       <div class="actions">
-        <button type="submit" name="decision" value="approve" class="primary">
-          Approve
-        </button>
-        <button type="submit" name="decision" value="deny" class="danger">
-          Deny
+        <button type="submit" class="primary">
+          Confirm decision
         </button>
       </div>
     </form>
