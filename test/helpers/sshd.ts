@@ -22,6 +22,8 @@ export interface SshdOptions {
   caKeys: readonly string[];
   /** A key revocation list or revoked-keys file (RevokedKeys). */
   revokedKeys?: string;
+  /** More sshd_config lines, appended after the others (e.g. `ExposeAuthInfo yes`, `ForceCommand ...`). */
+  extraConfig?: readonly string[];
 }
 
 export interface Sshd {
@@ -116,6 +118,7 @@ async function launchSshd(dir: string, opts: SshdOptions): Promise<Sshd> {
         `PermitRootLogin prohibit-password`,
         // VERBOSE logs the certificate's key ID, serial and CA on every accepted login.
         `LogLevel VERBOSE`,
+        ...(opts.extraConfig ?? []),
         '',
       ].join('\n'),
     );
