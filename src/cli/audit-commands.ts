@@ -6,7 +6,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CertificateView, EventView } from '../audit/queries.js';
 import type { ServerConfig } from '../config.js';
-import { csvRow } from '../audit/csv.js';
+import { CERT_COLUMNS, csvRow, EVENT_COLUMNS } from '../audit/csv.js';
 import { renderAccessReport } from '../audit/report.js';
 import { openAdmin, type AuditAdmin } from './admin-client.js';
 import readline from 'node:readline';
@@ -57,36 +57,6 @@ async function* pages<T>(fetchPage: (cursor: string | undefined) => Promise<{ it
     cursor = page.next_cursor;
   }
 }
-
-const CERT_COLUMNS: Array<[string, (c: CertificateView) => string]> = [
-  ['serial', (c) => c.serial],
-  ['issued_at', (c) => c.issued_at],
-  ['user', (c) => c.username],
-  ['role', (c) => c.role ?? ''],
-  ['principals', (c) => c.principals.join(' ')],
-  ['valid_after', (c) => c.valid_after],
-  ['valid_before', (c) => c.valid_before],
-  ['request_id', (c) => c.request_id ?? ''],
-  ['break_glass', (c) => String(c.break_glass)],
-  ['revoked_at', (c) => c.revoked_at ?? ''],
-  ['first_used', (c) => c.first_used ?? ''],
-  ['last_used', (c) => c.last_used ?? ''],
-  ['client_address', (c) => c.client_address ?? ''],
-  ['public_key_fingerprint', (c) => c.public_key_fingerprint],
-  ['ca_key_fingerprint', (c) => c.ca_key_fingerprint],
-  ['key_id', (c) => c.key_id],
-];
-
-const EVENT_COLUMNS: Array<[string, (e: EventView) => string]> = [
-  ['id', (e) => e.id],
-  ['at', (e) => e.at],
-  ['actor', (e) => e.actor],
-  ['action', (e) => e.action],
-  ['target', (e) => e.target ?? ''],
-  ['outcome', (e) => e.outcome],
-  ['client_address', (e) => e.client_address ?? ''],
-  ['details', (e) => JSON.stringify(e.details)],
-];
 
 /** The short table a person reads; csv and json carry every field. */
 const CERT_TABLE: Array<[string, (c: CertificateView) => string]> = [

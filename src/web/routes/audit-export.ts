@@ -1,11 +1,11 @@
 // Downloads of an auditor's current search: every matching record (not just
 // the page on screen), read page by page so memory stays bounded, as CSV with
-// the columns of `jit-ssh-ca audit list --format csv`, or as JSON of the same
+// the columns of `jit-ssh-ca audit list --format csv` (audit/csv.ts), or as JSON of the same
 // shape as `--format json` ({"certificates": [...]}, {"events": [...]}).
 
 import type { Context } from 'hono';
 import { stream } from 'hono/streaming';
-import { csvRow } from '../../audit/csv.js';
+import { CERT_COLUMNS, csvRow, EVENT_COLUMNS } from '../../audit/csv.js';
 import type { CertificateView, EventView } from '../../audit/queries.js';
 import type { AuditService } from '../../services/audit.js';
 
@@ -21,36 +21,6 @@ export function filtersOf(query: Record<string, string>, keys: readonly string[]
   }
   return out;
 }
-
-const CERT_COLUMNS: Array<[string, (c: CertificateView) => string]> = [
-  ['serial', (c) => c.serial],
-  ['issued_at', (c) => c.issued_at],
-  ['user', (c) => c.username],
-  ['role', (c) => c.role ?? ''],
-  ['principals', (c) => c.principals.join(' ')],
-  ['valid_after', (c) => c.valid_after],
-  ['valid_before', (c) => c.valid_before],
-  ['request_id', (c) => c.request_id ?? ''],
-  ['break_glass', (c) => String(c.break_glass)],
-  ['revoked_at', (c) => c.revoked_at ?? ''],
-  ['first_used', (c) => c.first_used ?? ''],
-  ['last_used', (c) => c.last_used ?? ''],
-  ['client_address', (c) => c.client_address ?? ''],
-  ['public_key_fingerprint', (c) => c.public_key_fingerprint],
-  ['ca_key_fingerprint', (c) => c.ca_key_fingerprint],
-  ['key_id', (c) => c.key_id],
-];
-
-const EVENT_COLUMNS: Array<[string, (e: EventView) => string]> = [
-  ['id', (e) => e.id],
-  ['at', (e) => e.at],
-  ['actor', (e) => e.actor],
-  ['action', (e) => e.action],
-  ['target', (e) => e.target ?? ''],
-  ['outcome', (e) => e.outcome],
-  ['client_address', (e) => e.client_address ?? ''],
-  ['details', (e) => JSON.stringify(e.details)],
-];
 
 type Kind = 'certificates' | 'events';
 
