@@ -84,14 +84,18 @@ export function requireApprover(): MiddlewareHandler<WebEnv> {
   };
 }
 
-/** The text fields of a urlencoded form (what our forms send); anything else is refused. */
+/**
+ * The text fields of a urlencoded form (what our forms send); anything else is refused.
+ * Browsers send a textarea's line breaks as CRLF; they are read back as the LF the
+ * person typed (and the length `maxlength` counted), so a multi-line reason is text.
+ */
 export async function readForm(c: Context): Promise<Record<string, string>> {
   if (!(c.req.header('Content-Type') ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
     throw new WebError(415, 'Forms must be sent as application/x-www-form-urlencoded.');
   }
   const body = await c.req.parseBody();
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
+  for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v.replace(/\r\n/g, '\n');
   return out;
 }
 

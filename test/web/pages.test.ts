@@ -266,5 +266,16 @@ for (const backend of BACKENDS) {
       assert.equal(badPeriod.status, 400);
       assert.match(aud.html, /the period must start before it ends/);
     });
+
+    test('ok: a multi-line reason or comment, sent with CRLF line breaks as browsers send textareas, is accepted as typed', async () => {
+      const eng = await session('eng');
+      const id = await file(eng, { role: 'web-prod', duration: '3h', reason: 'rotate the keys\r\nthen restart the workers' });
+      assert.equal((await w.requests.get(principal('eng'), id)).reason, 'rotate the keys\nthen restart the workers');
+      const lead = await session('lead');
+      clock.advance(30);
+      const res = await lead.post(`/ui/requests/${id}/decide`, { csrf: lead.csrf(), decision: 'approve', comment: 'checked\r\nok', totp: totpAt(u['lead']!.secret, clock) });
+      assert.equal(res.status, 303, lead.html);
+      assert.deepEqual((await w.requests.get(principal('eng'), id)).approvals.map((a) => a.comment), ['checked\nok']);
+    });
   });
 }
