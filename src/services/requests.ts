@@ -143,6 +143,11 @@ function optionalText(v: unknown, what: string, max: number): string | null {
   return v;
 }
 
+/** A decision's or a review's comment, or null; exported so a caller can check it before spending a step-up code on it. */
+export function checkComment(v: unknown): string | null {
+  return optionalText(v, 'comment', MAX_REASON);
+}
+
 function parseRequestedDuration(v: unknown, fallback: number): number {
   if (v === undefined || v === null || v === '') return fallback;
   const secs = typeof v === 'number' ? (Number.isSafeInteger(v) && v > 0 ? v : null) : typeof v === 'string' ? parseDuration(v) : null;
@@ -354,7 +359,7 @@ export function createRequestService(deps: RequestDeps): RequestService {
   }
 
   async function decideOn(caller: Caller, id: string, comment: unknown, verdict: 'approve' | 'deny'): Promise<RequestView> {
-    const text = optionalText(comment, 'comment', MAX_REASON);
+    const text = checkComment(comment);
     // A step-up proof counts only for the request it was given for.
     if (caller.stepUp && (caller.stepUp.target !== id || caller.stepUp.purpose !== `request.${verdict}`)) {
       throw new DomainError('forbidden', 'the code was confirmed for another action');
@@ -502,7 +507,7 @@ export function createRequestService(deps: RequestDeps): RequestService {
     },
 
     async acknowledge(caller, grantId, comment) {
-      const text = optionalText(comment, 'comment', MAX_REASON);
+      const text = checkComment(comment);
       return tx(async (trx) => {
         const at = now();
         const g = await lockGrant(trx, grantId);

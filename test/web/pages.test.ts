@@ -277,5 +277,21 @@ for (const backend of BACKENDS) {
       assert.equal(res.status, 303, lead.html);
       assert.deepEqual((await w.requests.get(principal('eng'), id)).approvals.map((a) => a.comment), ['checked\nok']);
     });
+
+    test('fail: a decision whose comment is refused does not use up the step-up code', async () => {
+      const eng = await session('eng');
+      const id = await file(eng, { role: 'web-prod', duration: '3h', reason: 'resize the worker pool' });
+      const lead = await session('lead');
+      clock.advance(30);
+      const code = totpAt(u['lead']!.secret, clock);
+      const res = await lead.post(`/ui/requests/${id}/decide`, { csrf: lead.csrf(), decision: 'approve', comment: 'x'.repeat(1001), totp: code });
+      assert.equal(res.status, 400);
+      assert.match(lead.html, /comment must be text of at most 1000 characters/);
+      assert.deepEqual(await listEvents(t.db, { action: 'step_up.ok', target: id }), [], 'the code was spent on a decision that was not made');
+      // The same code still confirms the corrected decision.
+      const ok = await lead.post(`/ui/requests/${id}/decide`, { csrf: lead.csrf(), decision: 'approve', comment: 'fine', totp: code });
+      assert.equal(ok.status, 303, lead.html);
+      assert.equal((await w.requests.get(principal('eng'), id)).status, 'approved');
+    });
   });
 }

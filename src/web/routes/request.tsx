@@ -9,7 +9,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { DomainError, RateLimitedError } from '../../core/errors.js';
 import { STATUS_OF } from '../../http/problem.js';
 import { ID_FORM } from '../../services/ids.js';
-import type { RequestView } from '../../services/requests.js';
+import { checkComment, type RequestView } from '../../services/requests.js';
 import { callerOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
 import { Badge, Csrf, Facts, Time } from '../views/components.js';
@@ -123,6 +123,8 @@ export function requestRoutes(deps: WebDeps) {
     const r = await deps.requests.get(v.who, id);
     if (!mayDecide(deps, v, r)) return show(c, r.status === 'pending' ? 403 : 409, id, { error: r.status === 'pending' ? 'You may not decide this request.' : `This request is already ${r.status}.` });
     try {
+      // Everything that can be refused before the code is spent is checked first: a refused comment must not use it up.
+      checkComment(comment);
       // The code is checked and used up first, for this request and this verdict only.
       const proof = await deps.stepUp.verify({ username: v.who.username, totp: f['totp'] ?? '', purpose: `request.${verdict}`, target: id, clientAddress: deps.clientAddress(c) });
       const caller = { ...callerOf(c, deps), stepUp: proof };
