@@ -32,12 +32,18 @@ export interface EventFilter {
 
 export const MAX_PAGE = 1000;
 
+const EARLIEST = Date.parse('0001-01-01T00:00:00Z');
+
 /** A time as RFC 3339, or a duration back from now ("30d", "2h"). */
 export function parseTime(text: string, now: Date, what: string): Date {
   const ago = parseDuration(text);
-  if (ago !== null) return new Date(now.getTime() - ago * 1000);
-  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+)?(Z|[+-]\d{2}:?\d{2})?$/.test(text) && !Number.isNaN(Date.parse(text))) return new Date(text);
-  throw new DomainError('invalid_input', `${what} must be an RFC 3339 time or a duration such as 30d`);
+  let at: Date | null = null;
+  if (ago !== null) at = new Date(now.getTime() - ago * 1000);
+  else if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+)?(Z|[+-]\d{2}:?\d{2})?$/.test(text) && !Number.isNaN(Date.parse(text))) at = new Date(text);
+  if (at === null) throw new DomainError('invalid_input', `${what} must be an RFC 3339 time or a duration such as 30d`);
+  // A duration far enough back leaves what a Date (or PostgreSQL, from 4713 BC) can hold.
+  if (!(at.getTime() >= EARLIEST)) throw new DomainError('invalid_input', `${what} must not be before the year 1`);
+  return at;
 }
 
 const encodeCursor = (seq: string) => Buffer.from(`s:${seq}`).toString('base64url');

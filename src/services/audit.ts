@@ -27,8 +27,10 @@ export interface AuditService {
   ingestSshd(text: string, host: string): Promise<IngestResult>;
 }
 
+/** A filter's text; control characters (NUL above all, which PostgreSQL refuses) match nothing a log holds. */
 function str(q: Record<string, string | undefined>, k: string): string | undefined {
   const v = q[k];
+  if (v !== undefined && /[\x00-\x1f\x7f]/.test(v)) throw new DomainError('invalid_input', `${k} must not contain control characters`);
   return v === undefined || v === '' ? undefined : v;
 }
 

@@ -94,7 +94,8 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
     async login(input) {
       const at = now();
       const { username, password, totp, clientAddress } = input;
-      if (typeof username !== 'string' || typeof password !== 'string' || typeof totp !== 'string' || username.length === 0 || username.length > 128) {
+      // Control characters (NUL above all, which PostgreSQL cannot store or compare) are never part of a name.
+      if (typeof username !== 'string' || typeof password !== 'string' || typeof totp !== 'string' || username.length === 0 || username.length > 128 || /[\x00-\x1f\x7f]/.test(username)) {
         throw new DomainError('invalid_input', 'username, password and totp are required strings');
       }
       const addrKey = `addr:${clientAddress ?? 'unknown'}`;

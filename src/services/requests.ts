@@ -156,9 +156,9 @@ function parseRequestedDuration(v: unknown, fallback: number): number {
 }
 
 function parseAccessInput(input: Record<string, unknown>, role: Role | undefined): AccessRequest & { ticket: string | null } {
-  if (typeof input['role'] !== 'string' || input['role'].length === 0 || input['role'].length > 64) {
-    throw new DomainError('invalid_input', 'role is required');
-  }
+  if (typeof input['role'] !== 'string' || input['role'].length === 0) throw new DomainError('invalid_input', 'role is required');
+  // An unknown role is filed (and denied by policy), so it must be text the database can store.
+  if (input['role'].length > 64 || /[\x00-\x1f\x7f]/.test(input['role'])) throw new DomainError('invalid_input', 'role must be the name of a role');
   const reason = optionalText(input['reason'], 'reason', MAX_REASON);
   if (reason === null) throw new DomainError('invalid_input', 'reason is required: say why you need access');
   const ticket = optionalText(input['ticket'], 'ticket', 128);

@@ -293,5 +293,38 @@ for (const backend of BACKENDS) {
       assert.equal(ok.status, 303, lead.html);
       assert.equal((await w.requests.get(principal('eng'), id)).status, 'approved');
     });
+
+    test('fail: NUL bytes, far-off periods and repeated parameters get a 400 page or are read once, never a 500', async () => {
+      const anon = w.client();
+      await anon.get('/ui/login');
+      const login = await anon.post('/ui/login', { csrf: anon.csrf(), username: 'e\0ng', password: 'x', totp: '123456' });
+      assert.equal(login.status, 400, anon.html);
+      assert.match(anon.html, /Enter your user name, password and code/);
+      const eng = await session('eng');
+      await eng.get('/ui/requests/new');
+      for (const role of ['web\0prod', 'web\nprod']) {
+        const res = await eng.post('/ui/requests/new', { csrf: eng.csrf(), role, duration: '1h', reason: 'restart the workers', action: 'submit' });
+        assert.equal(res.status, 400, JSON.stringify(role));
+        assert.match(eng.html, /role must be the name of a role/);
+      }
+      const aud = await session('aud');
+      const bad = [
+        'certificates?user=%00', 'certificates?principal=a%00b', 'certificates?role=%00', 'certificates?request=%00', 'certificates?approver=%1b',
+        'events?actor=%00', 'events?action=%00', 'events?target=%00', 'events?since=99999999d', 'certificates?until=3000000d', 'report?since=99999999d', 'report?since=3000000d',
+      ];
+      for (const q of bad) {
+        const res = await aud.get(`/ui/audit/${q}`);
+        assert.equal(res.status, 400, `${q}: ${res.status}`);
+        assert.match(aud.html, / must (be|not)/, q);
+        const [path, query] = q.split('?');
+        const download = await aud.get(`/ui/audit/${path}.${path === 'report' ? 'md' : 'csv'}?${query}`);
+        assert.equal(download.status, 400, `${q} download: ${download.status}`);
+      }
+      // A parameter given twice is read once; the page and its download links agree.
+      const twice = await aud.get('/ui/audit/certificates?user=eng&user=nobody');
+      assert.equal(twice.status, 200);
+      const shown = /id="f-user" name="user" value="([^"]*)"/.exec(aud.html)![1];
+      assert.ok(aud.html.includes(`certificates.csv?user=${shown}`), 'the download link searches something else than the page');
+    });
   });
 }
