@@ -326,5 +326,26 @@ for (const backend of BACKENDS) {
       const shown = /id="f-user" name="user" value="([^"]*)"/.exec(aud.html)![1];
       assert.ok(aud.html.includes(`certificates.csv?user=${shown}`), 'the download link searches something else than the page');
     });
+
+    test('fail: an export that fails part way is cut off as an error, never ended as if complete', async () => {
+      const aud = await session('aud');
+      const certificates = w.audit.certificates;
+      let calls = 0;
+      w.audit.certificates = async (q) => {
+        if (++calls > 1) throw new Error('connection to the database was lost');
+        const page = await certificates(q);
+        return { ...page, next_cursor: 'more' };
+      };
+      try {
+        for (const format of ['csv', 'json']) {
+          calls = 0;
+          const res = await aud.get(`/ui/audit/certificates.${format}`);
+          assert.equal(res.status, 200);
+          await assert.rejects(res.text(), `the ${format} download ended normally after an error`);
+        }
+      } finally {
+        w.audit.certificates = certificates;
+      }
+    });
   });
 }

@@ -4,10 +4,11 @@
 // shape as `--format json` ({"certificates": [...]}, {"events": [...]}).
 
 import type { Context } from 'hono';
-import { stream } from 'hono/streaming';
 import { CERT_COLUMNS, csvRow, EVENT_COLUMNS } from '../../audit/csv.js';
 import type { CertificateView, EventView } from '../../audit/queries.js';
+import { errorFields } from '../../log.js';
 import type { AuditService } from '../../services/audit.js';
+import type { WebDeps } from '../context.js';
 
 export const CERT_FILTERS = ['user', 'principal', 'role', 'serial', 'request', 'approver', 'break_glass', 'since', 'until'] as const;
 export const EVENT_FILTERS = ['actor', 'action', 'target', 'since', 'until'] as const;
@@ -34,26 +35,50 @@ async function page(audit: AuditService, kind: Kind, filters: Record<string, str
   return { items: p.events as Array<CertificateView | EventView>, next: p.next_cursor };
 }
 
-export async function exportSearch(c: Context, audit: AuditService, kind: Kind, format: 'csv' | 'json'): Promise<Response> {
+/**
+ * Answers with the whole search as a download. The first page is read before
+ * answering, so bad filters still get an error page. A failure after that
+ * cannot change the status any more: the body is then ended as an error (the
+ * connection is cut and the browser reports the download as failed), never
+ * closed as if the file were complete, since a silently short audit export
+ * would read as "that is all there was".
+ */
+export async function exportSearch(c: Context, deps: Pick<WebDeps, 'audit' | 'logger'>, kind: Kind, format: 'csv' | 'json'): Promise<Response> {
   const filters = filtersOf(c.req.query(), kind === 'certificates' ? CERT_FILTERS : EVENT_FILTERS);
-  // The first page is read before answering, so bad filters still get an error page.
-  let current = await page(audit, kind, filters, undefined);
+  const first = await page(deps.audit, kind, filters, undefined);
   const stamp = new Date().toISOString().replace(/[-:]|\.\d+/g, '');
   const columns = (kind === 'certificates' ? CERT_COLUMNS : EVENT_COLUMNS) as Array<[string, (x: CertificateView | EventView) => string]>;
-  c.header('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8');
-  c.header('Content-Disposition', `attachment; filename="jit-ssh-${kind}-${stamp}.${format}"`);
-  return stream(c, async (s) => {
-    let first = true;
-    await s.write(format === 'csv' ? csvRow(columns.map(([name]) => name)) : `{"${kind}":[`);
+
+  async function* pieces(): AsyncGenerator<string> {
+    yield format === 'csv' ? csvRow(columns.map(([name]) => name)) : `{"${kind}":[`;
+    let current = first;
+    let n = 0;
     for (;;) {
-      for (const item of current.items) {
-        if (format === 'csv') await s.write(csvRow(columns.map(([, get]) => get(item))));
-        else await s.write((first ? '\n' : ',\n') + JSON.stringify(item));
-        first = false;
-      }
+      for (const item of current.items) yield format === 'csv' ? csvRow(columns.map(([, get]) => get(item))) : (n++ === 0 ? '\n' : ',\n') + JSON.stringify(item);
       if (!current.next) break;
-      current = await page(audit, kind, filters, current.next);
+      current = await page(deps.audit, kind, filters, current.next);
     }
-    if (format === 'json') await s.write('\n]}\n');
+    if (format === 'json') yield '\n]}\n';
+  }
+  const source = pieces();
+  const encoder = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await source.next();
+        if (next.done) controller.close();
+        else controller.enqueue(encoder.encode(next.value));
+      } catch (e) {
+        deps.logger.error('audit export failed part way', { request_id: c.get('requestId'), kind, format, ...errorFields(e, true) });
+        controller.error(new Error('the export failed part way'));
+      }
+    },
+    async cancel() {
+      await source.return(undefined);
+    },
+  });
+  return c.body(body, 200, {
+    'Content-Type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8',
+    'Content-Disposition': `attachment; filename="jit-ssh-${kind}-${stamp}.${format}"`,
   });
 }

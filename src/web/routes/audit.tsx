@@ -189,10 +189,10 @@ export function auditRoutes(deps: WebDeps) {
     const p = await deps.audit.events(q);
     return { rows: p.events, next: p.next_cursor };
   }));
-  app.get('/ui/audit/certificates.csv', (c) => exportSearch(c, deps.audit, 'certificates', 'csv'));
-  app.get('/ui/audit/certificates.json', (c) => exportSearch(c, deps.audit, 'certificates', 'json'));
-  app.get('/ui/audit/events.csv', (c) => exportSearch(c, deps.audit, 'events', 'csv'));
-  app.get('/ui/audit/events.json', (c) => exportSearch(c, deps.audit, 'events', 'json'));
+  app.get('/ui/audit/certificates.csv', (c) => exportSearch(c, deps, 'certificates', 'csv'));
+  app.get('/ui/audit/certificates.json', (c) => exportSearch(c, deps, 'certificates', 'json'));
+  app.get('/ui/audit/events.csv', (c) => exportSearch(c, deps, 'events', 'csv'));
+  app.get('/ui/audit/events.json', (c) => exportSearch(c, deps, 'events', 'json'));
 
   app.get('/ui/audit/integrity', async (c) => {
     const result = await deps.audit.verify();
