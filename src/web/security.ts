@@ -92,10 +92,13 @@ export function clearSessionCookie(c: Context, secure: boolean): void {
   deleteCookie(c, named(SESSION, secure), { path: '/', secure, httpOnly: true, sameSite: 'Strict' });
 }
 
-/** The login form's CSRF secret (double submit: cookie and hidden field must agree); made when the form is shown. */
-export function loginCsrf(c: Context, secure: boolean): string {
+/**
+ * The login form's CSRF secret (double submit: cookie and hidden field must agree); made when the form is shown.
+ * `renew` makes a new one even when the browser holds one (after a refusal: the held one is what failed).
+ */
+export function loginCsrf(c: Context, secure: boolean, renew = false): string {
   const existing = getCookie(c, named(LOGIN, secure));
-  if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
+  if (!renew && existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
   const fresh = randomBytes(32).toString('base64url');
   setCookie(c, named(LOGIN, secure), fresh, cookieOptions(secure, 3600));
   return fresh;

@@ -184,7 +184,36 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     assert.equal(res.status, 415);
   });
 
+  test('ok: a login form refused for its token offers a fresh one that works, even when an older login cookie is still held', async () => {
+    const b = w.client();
+    await b.get('/ui/login');
+    const stale = b.jar.get('jit_ssh_login')!;
+    // A form from another login page (say, a tab opened before the cookie was replaced).
+    const refused = await b.post('/ui/login', { csrf: 'y'.repeat(43), username: 'eng', password: users['eng']!.password, totp: '000000' });
+    assert.equal(refused.status, 403);
+    assert.ok(b.jar.get('jit_ssh_login'), 'the answer deleted the login cookie');
+    assert.equal(b.jar.get('jit_ssh_login'), b.csrf(), 'the re-shown form and the cookie disagree');
+    assert.notEqual(b.csrf(), stale, 'a refused token was offered again');
+    clock.advance(30);
+    const retry = await b.post('/ui/login', { csrf: b.csrf(), username: 'eng', password: users['eng']!.password, totp: totpAt(users['eng']!.secret, clock) });
+    assert.equal(retry.status, 303, b.html);
+  });
+
+  test('ok: logging in again in the same browser ends the session it replaces', async () => {
+    const b = await loggedIn('eng');
+    const first = b.jar.get('jit_ssh_session')!;
+    // A login form shown before the first login, in another tab: its post logs in again.
+    await b.post('/ui/login', { csrf: 'stale', username: 'eng', password: 'x', totp: '000000' });
+    clock.advance(30);
+    assert.equal((await b.post('/ui/login', { csrf: b.csrf(), username: 'eng', password: users['eng']!.password, totp: totpAt(users['eng']!.secret, clock) })).status, 303);
+    const second = b.jar.get('jit_ssh_session')!;
+    assert.notEqual(second, first);
+    assert.ok(await w.auth.authenticate(second));
+    assert.equal(await w.auth.authenticate(first), null, 'the replaced session still works, and no logout can reach it');
+  });
+
   test('ok: logout revokes the session server-side and clears the cookie', async () => {
+    const logouts = (await listEvents(t.db, { action: 'logout', actor: 'eng' })).length;
     const b = await loggedIn('eng');
     const token = b.jar.get('jit_ssh_session')!;
     assert.ok(await w.auth.authenticate(token));
@@ -195,6 +224,6 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     assert.equal(await w.auth.authenticate(token), null, 'the session still works after logout');
     const replay = await w.app.request(`${ORIGIN}/ui`, { headers: { cookie: `jit_ssh_session=${token}` } });
     assert.equal(replay.status, 303);
-    assert.equal((await listEvents(t.db, { action: 'logout', actor: 'eng' })).length, 1);
+    assert.equal((await listEvents(t.db, { action: 'logout', actor: 'eng' })).length, logouts + 1);
   });
 });

@@ -35,6 +35,13 @@ const LoginPage = ({ csrf, next, username, error }: LoginForm) => (
   </>
 );
 
+/** Revokes a session; one that has already ended is fine. */
+async function endSession(deps: WebDeps, token: string, clientAddress: string | null): Promise<void> {
+  await deps.auth.logout(token, clientAddress).catch((e: unknown) => {
+    if (!(e instanceof DomainError && e.code === 'unauthenticated')) throw e;
+  });
+}
+
 export function loginRoutes(deps: WebDeps) {
   const app = new Hono<WebEnv>();
 
@@ -47,15 +54,18 @@ export function loginRoutes(deps: WebDeps) {
   app.post('/ui/login', async (c) => {
     const secure = overHttps(c, deps.publicUrl);
     const form = await readForm(c);
-    const again = (status: 400 | 401 | 403 | 429, error: string) =>
-      page(c, status, { title: 'Log in', viewer: null }, <LoginPage csrf={loginCsrf(c, secure)} next={safeNext(form['next'])} username={form['username'] ?? ''} error={error} />);
+    const again = (status: 400 | 401 | 403 | 429, error: string, renew = false) =>
+      page(c, status, { title: 'Log in', viewer: null }, <LoginPage csrf={loginCsrf(c, secure, renew)} next={safeNext(form['next'])} username={form['username'] ?? ''} error={error} />);
     if (!sameSecret(form['csrf'], loginCsrfCookie(c, secure))) {
-      // A new token is set with the re-shown form, so the next try works (cookies must be enabled).
-      clearLoginCsrf(c, secure);
-      return again(403, 'The login form had expired or did not come from this site. Please try again (cookies must be enabled).');
+      // A new token replaces the refused one, in the cookie and the re-shown form, so the next try works (cookies must be enabled).
+      return again(403, 'The login form had expired or did not come from this site. Please try again (cookies must be enabled).', true);
     }
     try {
-      const out = await deps.auth.login({ username: form['username'], password: form['password'], totp: (form['totp'] ?? '').trim(), clientAddress: deps.clientAddress(c) });
+      const clientAddress = deps.clientAddress(c);
+      const out = await deps.auth.login({ username: form['username'], password: form['password'], totp: (form['totp'] ?? '').trim(), clientAddress });
+      // The session this browser held until now is replaced: end it, or it would live on where no logout reaches.
+      const replaced = c.get('sessionToken');
+      if (replaced) await endSession(deps, replaced, clientAddress);
       clearLoginCsrf(c, secure);
       setSessionCookie(c, secure, out.token, new Date(out.expires_at), (deps.now ?? (() => new Date()))());
       return c.redirect(safeNext(form['next']), 303);
@@ -76,9 +86,7 @@ export function loginRoutes(deps: WebDeps) {
     const secure = overHttps(c, deps.publicUrl);
     if (c.get('viewer')) {
       await formWithCsrf(c);
-      await deps.auth.logout(c.get('sessionToken'), deps.clientAddress(c)).catch((e: unknown) => {
-        if (!(e instanceof DomainError && e.code === 'unauthenticated')) throw e;
-      });
+      await endSession(deps, c.get('sessionToken'), deps.clientAddress(c));
     }
     clearSessionCookie(c, secure);
     return c.redirect('/ui/login', 303);
