@@ -18,7 +18,7 @@ import { requestRoutes, type RequestRoutesDeps } from './routes/requests.js';
 import { caRoutes, type CaDeps } from './routes/ca.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
 import type { AppEnv } from './types.js';
-import { webRoutes, type WebDeps } from '../web/index.js';
+import { isWebPath, webErrorPage, webRoutes, type WebDeps } from '../web/index.js';
 
 export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, Omit<RequestRoutesDeps, 'auth' | 'clientAddress'>, Omit<AdminRoutesDeps, 'auth'>, Omit<AuditRoutesDeps, 'auth'> {
   logger: Logger;
@@ -40,7 +40,10 @@ export function createApp(deps: AppDeps) {
   app.use(
     bodyLimit({
       maxSize: deps.bodyLimit,
-      onError: (c) => problem(c, 413, `request body is larger than ${deps.bodyLimit} bytes`),
+      onError: (c) =>
+        deps.web && isWebPath(c.req.path)
+          ? webErrorPage(c, 413, `The form was larger than this server accepts (${deps.bodyLimit} bytes). Shorten the text and send it again.`)
+          : problem(c, 413, `request body is larger than ${deps.bodyLimit} bytes`),
     }),
   );
 

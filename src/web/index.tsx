@@ -4,7 +4,7 @@
 // same-origin check on posts → session from the cookie → login routes →
 // session required → CSRF token on posts → the role a page needs → the page.
 
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { DomainError, RateLimitedError } from '../core/errors.js';
@@ -19,7 +19,7 @@ import { queueRoutes } from './routes/queue.js';
 import { reportRoutes } from './routes/report.js';
 import { requestRoutes } from './routes/request.js';
 import { timelineRoutes } from './routes/timeline.js';
-import { sameOriginPosts, webHeaders } from './security.js';
+import { sameOriginPosts, setWebHeaders, webHeaders } from './security.js';
 import { STATIC_FILES } from './static.js';
 import { page } from './views/layout.js';
 
@@ -83,18 +83,36 @@ export function webRoutes(deps: WebDeps) {
     else if (err instanceof HTTPException) [status, message] = [err.status as ContentfulStatusCode, 'The request was refused.'];
     else deps.logger.error('unhandled error', { request_id: c.get('requestId'), ...errorFields(err, true) });
     if (err instanceof RateLimitedError) c.header('Retry-After', String(err.retryAfter));
-    const title = TITLES[status] ?? 'Error';
-    return page(c, status, { title, viewer: c.get('viewer') ?? null }, (
-      <>
-        <h1>{title}</h1>
-        <p class={status >= 500 ? 'alert' : 'notice'} role="alert">
-          {message}
-        </p>
-        <p>
-          <a href={c.get('viewer') ? '/ui' : '/ui/login'}>{c.get('viewer') ? 'Back to your access' : 'Log in'}</a>
-        </p>
-      </>
-    ));
+    return errorPage(c, status, message);
   });
   return app;
+}
+
+/** A refusal or failure as a page: its status, a title, one sentence for a person. */
+function errorPage(c: Context<WebEnv>, status: ContentfulStatusCode, message: string) {
+  const title = TITLES[status] ?? 'Error';
+  const viewer = c.get('viewer') ?? null;
+  return page(c, status, { title, viewer }, (
+    <>
+      <h1>{title}</h1>
+      <p class={status >= 500 ? 'alert' : 'notice'} role="alert">
+        {message}
+      </p>
+      <p>
+        <a href={viewer ? '/ui' : '/ui/login'}>{viewer ? 'Back to your access' : 'Log in'}</a>
+      </p>
+    </>
+  ));
+}
+
+/** Whether a path is one of the web pages' (which answer errors with a page, not problem+json). */
+export const isWebPath = (path: string) => path === '/ui' || path.startsWith('/ui/');
+
+/**
+ * The error page for a refusal made before the web pages' own middleware runs
+ * (the app-wide body limit), with the headers that middleware would have set.
+ */
+export function webErrorPage(c: Context, status: ContentfulStatusCode, message: string) {
+  setWebHeaders(c);
+  return errorPage(c as Context<WebEnv>, status, message);
 }

@@ -23,13 +23,17 @@ export const CONTENT_SECURITY_POLICY = [
 ].join('; ');
 
 /** Headers every /ui answer carries (the app adds nosniff, Referrer-Policy no-referrer, COOP, HSTS). */
+export function setWebHeaders(c: Context): void {
+  c.header('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+  c.header('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()');
+  // Pages show who holds access and the audit log: never kept by a cache or the back button.
+  if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
+}
+
 export function webHeaders(): MiddlewareHandler {
   return async function webHeadersMiddleware(c, next) {
     await next();
-    c.header('Content-Security-Policy', CONTENT_SECURITY_POLICY);
-    c.header('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()');
-    // Pages show who holds access and the audit log: never kept by a cache or the back button.
-    if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
+    setWebHeaders(c);
   };
 }
 

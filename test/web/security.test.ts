@@ -212,6 +212,20 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     assert.equal(await w.auth.authenticate(first), null, 'the replaced session still works, and no logout can reach it');
   });
 
+  test('fail: a form larger than the body limit gets an error page with the pages\' headers, not JSON', async () => {
+    const b = await loggedIn('eng');
+    const res = await b.post('/ui/requests/new', { csrf: b.csrf(), role: 'web-prod', reason: 'x'.repeat(70_000), action: 'preview' });
+    assert.equal(res.status, 413);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+    assert.equal(res.headers.get('content-security-policy'), CONTENT_SECURITY_POLICY);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    assert.match(b.html, /<h1>Too large<\/h1>/);
+    // The API keeps problem+json.
+    const api = await w.app.request(`${ORIGIN}/v1/auth/login`, { method: 'POST', body: 'x'.repeat(70_000), headers: { 'content-type': 'application/json' } });
+    assert.equal(api.status, 413);
+    assert.equal(api.headers.get('content-type'), 'application/problem+json');
+  });
+
   test('ok: logout revokes the session server-side and clears the cookie', async () => {
     const logouts = (await listEvents(t.db, { action: 'logout', actor: 'eng' })).length;
     const b = await loggedIn('eng');
