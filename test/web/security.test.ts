@@ -212,6 +212,24 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     assert.equal(await w.auth.authenticate(first), null, 'the replaced session still works, and no logout can reach it');
   });
 
+  test('ok: the API never takes the session cookie, and the pages never take a bearer token', async () => {
+    const b = await loggedIn('boss');
+    const token = b.jar.get('jit_ssh_session')!;
+    const cookie = `jit_ssh_session=${token}`;
+    const before = await myRequests('boss');
+    for (const [method, path, body] of [['GET', '/v1/requests', undefined], ['GET', '/v1/audit/events', undefined], ['POST', '/v1/requests', JSON.stringify({ role: 'web-prod', duration: '1h', reason: 'ride the cookie' })]] as const) {
+      const res = await w.app.request(`${ORIGIN}${path}`, { method, body, headers: { cookie, origin: 'http://evil.example', 'content-type': 'application/json' } });
+      assert.equal(res.status, 401, `${method} ${path}`);
+      assert.equal(res.headers.get('access-control-allow-origin'), null);
+    }
+    assert.equal(await myRequests('boss'), before);
+    // The same token as a bearer works on the API (it is one login session), but is no session for the pages.
+    assert.equal((await w.app.request(`${ORIGIN}/v1/requests`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    const page = await w.app.request(`${ORIGIN}/ui`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(page.status, 303);
+    assert.match(page.headers.get('location')!, /^\/ui\/login/);
+  });
+
   test('fail: a form larger than the body limit gets an error page with the pages\' headers, not JSON', async () => {
     const b = await loggedIn('eng');
     const res = await b.post('/ui/requests/new', { csrf: b.csrf(), role: 'web-prod', reason: 'x'.repeat(70_000), action: 'preview' });
