@@ -8,17 +8,17 @@ import { DomainError } from '../../core/errors.js';
 import { STATUS_OF } from '../../http/problem.js';
 import { ID_FORM } from '../../services/ids.js';
 import type { WebContext, WebDeps, WebEnv } from '../context.js';
-import { Alert, Badge, Field, Scroll, Time } from '../views/components.js';
+import { Alert, Badge, DataTable, Field, FilterForm, Time } from '../views/components.js';
 import { page } from '../views/layout.js';
 import { CERT_FILTERS, EVENT_FILTERS, exportSearch, filtersOf } from './audit-export.js';
 
 const PAGE_SIZE = '50';
 const qs = (params: Record<string, string>) => new URLSearchParams(params).toString();
 
-const TIME_HINT = 'Times: RFC 3339 (2026-11-01T00:00:00Z) or a duration back from now (30d, 12h).';
+const TIME_HINT = { id: 'time-hint', text: 'Times: RFC 3339 (2026-11-01T00:00:00Z) or a duration back from now (30d, 12h).' };
 
 const CertFilters = ({ f, bad }: { f: Record<string, string>; bad: boolean }) => (
-  <form method="get" action="/ui/audit/certificates" class="filters" role="search" aria-label="Search certificates">
+  <FilterForm action="/ui/audit/certificates" label="Search certificates" button="Search" hint={TIME_HINT}>
     <Field id="f-user" name="user" label="User" value={f['user']} invalid={bad} errorId="search-error" />
     <Field id="f-principal" name="principal" label="Principal" value={f['principal']} invalid={bad} errorId="search-error" />
     <Field id="f-role" name="role" label="Role" value={f['role']} invalid={bad} errorId="search-error" />
@@ -33,27 +33,19 @@ const CertFilters = ({ f, bad }: { f: Record<string, string>; bad: boolean }) =>
         <option value="false" selected={f['break_glass'] === 'false'}>no break-glass</option>
       </select>
     </div>
-    <Field id="f-since" name="since" label="Issued since" value={f['since']} describedBy="time-hint" invalid={bad} errorId="search-error" />
-    <Field id="f-until" name="until" label="Issued before" value={f['until']} describedBy="time-hint" invalid={bad} errorId="search-error" />
-    <div class="field">
-      <button type="submit" class="primary">Search</button>
-    </div>
-    <p class="hint wide" id="time-hint">{TIME_HINT}</p>
-  </form>
+    <Field id="f-since" name="since" label="Issued since" value={f['since']} describedBy={TIME_HINT.id} invalid={bad} errorId="search-error" />
+    <Field id="f-until" name="until" label="Issued before" value={f['until']} describedBy={TIME_HINT.id} invalid={bad} errorId="search-error" />
+  </FilterForm>
 );
 
 const EventFilters = ({ f, bad }: { f: Record<string, string>; bad: boolean }) => (
-  <form method="get" action="/ui/audit/events" class="filters" role="search" aria-label="Search events">
+  <FilterForm action="/ui/audit/events" label="Search events" button="Search" hint={TIME_HINT}>
     <Field id="f-actor" name="actor" label="Actor" value={f['actor']} invalid={bad} errorId="search-error" />
     <Field id="f-action" name="action" label="Action" value={f['action']} placeholder="request.approve" invalid={bad} errorId="search-error" />
     <Field id="f-target" name="target" label="Target" value={f['target']} invalid={bad} errorId="search-error" />
-    <Field id="f-since" name="since" label="Since" value={f['since']} describedBy="time-hint" invalid={bad} errorId="search-error" />
-    <Field id="f-until" name="until" label="Before" value={f['until']} describedBy="time-hint" invalid={bad} errorId="search-error" />
-    <div class="field">
-      <button type="submit" class="primary">Search</button>
-    </div>
-    <p class="hint wide" id="time-hint">{TIME_HINT}</p>
-  </form>
+    <Field id="f-since" name="since" label="Since" value={f['since']} describedBy={TIME_HINT.id} invalid={bad} errorId="search-error" />
+    <Field id="f-until" name="until" label="Before" value={f['until']} describedBy={TIME_HINT.id} invalid={bad} errorId="search-error" />
+  </FilterForm>
 );
 
 const Downloads = ({ base, f }: { base: string; f: Record<string, string> }) => (
@@ -69,59 +61,48 @@ const Downloads = ({ base, f }: { base: string; f: Record<string, string> }) => 
 );
 
 const CertRows = ({ rows }: { rows: CertificateView[] }) => (
-  <Scroll label="Certificates found">
-    <table>
-      <caption>Certificates, newest first</caption>
-      <thead>
-        <tr>
-          {['Serial', 'Issued', 'User', 'Role', 'Principals', 'Valid until', 'Request', 'Flags'].map((h) => <th scope="col">{h}</th>)}
-        </tr>
-      </thead>
-      <tbody>
-        {rows.map((x) => (
-          <tr>
-            <td class="mono">{x.serial}</td>
-            <td><Time iso={x.issued_at} /></td>
-            <td>{x.username}</td>
-            <td>{x.role ?? '–'}</td>
-            <td><code>{x.principals.join(', ')}</code></td>
-            <td><Time iso={x.valid_before} /></td>
-            <td>{x.request_id ? <a href={`/ui/audit/requests/${x.request_id}`} class="mono">{x.request_id}</a> : '–'}</td>
-            <td>
-              {x.break_glass && <Badge status="pending" label="break-glass" />} {x.revoked_at && <Badge status="bad" label="revoked" />} {x.first_used && <Badge status="ok" label="used" />}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  </Scroll>
+  <DataTable
+    caption="Certificates, newest first"
+    label="Certificates found"
+    columns={[{ label: 'Serial', class: 'mono' }, 'Issued', 'User', 'Role', 'Principals', 'Valid until', 'Request', 'Flags']}
+    rows={rows.map((x) => [
+      x.serial,
+      <Time iso={x.issued_at} />,
+      x.username,
+      x.role,
+      <code>{x.principals.join(', ')}</code>,
+      <Time iso={x.valid_before} />,
+      x.request_id && <RequestLink id={x.request_id} />,
+      <>
+        {x.break_glass && <Badge status="pending" label="break-glass" />} {x.revoked_at && <Badge status="bad" label="revoked" />} {x.first_used && <Badge status="ok" label="used" />}
+      </>,
+    ])}
+  />
 );
 
 const EventRows = ({ rows }: { rows: EventView[] }) => (
-  <Scroll label="Events found">
-    <table>
-      <caption>Events, newest first</caption>
-      <thead>
-        <tr>
-          {['#', 'At', 'Actor', 'Action', 'Target', 'Outcome', 'From', 'Details'].map((h) => <th scope="col">{h}</th>)}
-        </tr>
-      </thead>
-      <tbody>
-        {rows.map((e) => (
-          <tr>
-            <td class="mono">{e.id}</td>
-            <td><Time iso={e.at} /></td>
-            <td>{e.actor}</td>
-            <td><code>{e.action}</code></td>
-            <td>{e.target && ID_FORM.test(e.target) ? <a href={`/ui/audit/requests/${e.target}`} class="mono">{e.target}</a> : <span class="mono">{e.target ?? '–'}</span>}</td>
-            <td><Badge status={e.outcome} /></td>
-            <td class="mono">{e.client_address ?? '–'}</td>
-            <td><code>{Object.keys(e.details).length > 0 ? JSON.stringify(e.details) : ''}</code></td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  </Scroll>
+  <DataTable
+    caption="Events, newest first"
+    label="Events found"
+    columns={[{ label: '#', class: 'mono' }, 'At', 'Actor', 'Action', 'Target', 'Outcome', { label: 'From', class: 'mono' }, 'Details']}
+    rows={rows.map((e) => [
+      e.id,
+      <Time iso={e.at} />,
+      e.actor,
+      <code>{e.action}</code>,
+      e.target && ID_FORM.test(e.target) ? <RequestLink id={e.target} /> : <span class="mono">{e.target ?? '–'}</span>,
+      <Badge status={e.outcome} />,
+      e.client_address,
+      <code>{Object.keys(e.details).length > 0 ? JSON.stringify(e.details) : ''}</code>,
+    ])}
+  />
+);
+
+/** A request id linking to its timeline. */
+const RequestLink = ({ id }: { id: string }) => (
+  <a href={`/ui/audit/requests/${id}`} class="mono">
+    {id}
+  </a>
 );
 
 export function auditRoutes(deps: WebDeps) {
@@ -202,33 +183,23 @@ export function auditRoutes(deps: WebDeps) {
         <p class={result.ok ? 'notice' : 'alert'} role="status">
           {result.ok ? 'Intact: every sealed record matches its hash chain and the signed checkpoints.' : 'NOT intact: the log was altered or damaged. The first bad record is named below.'}
         </p>
-        <Scroll label="Streams checked">
-          <table>
-            <caption>Checked <Time iso={new Date().toISOString()} /></caption>
-            <thead>
-              <tr>
-                <th scope="col">Log</th>
-                <th scope="col">Status</th>
-                <th scope="col" class="num">Sealed records</th>
-                <th scope="col" class="num">Not yet sealed</th>
-                <th scope="col" class="num">Checkpoints</th>
-                <th scope="col">Problem</th>
-              </tr>
-            </thead>
-            <tbody>
-              {result.streams.map((s) => (
-                <tr>
-                  <td>{s.stream}</td>
-                  <td><Badge status={s.ok ? 'ok' : 'bad'} label={s.ok ? 'intact' : 'FAILED'} /></td>
-                  <td class="num">{s.sealed}</td>
-                  <td class="num">{s.unsealed}</td>
-                  <td class="num">{s.checkpoints}</td>
-                  <td>{s.problem ? `${s.problem.detail}${s.problem.record ? ` (record ${s.problem.record})` : ''}` : '–'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </Scroll>
+        <DataTable
+          caption={
+            <>
+              Checked <Time iso={new Date().toISOString()} />
+            </>
+          }
+          label="Streams checked"
+          columns={['Log', 'Status', { label: 'Sealed records', class: 'num' }, { label: 'Not yet sealed', class: 'num' }, { label: 'Checkpoints', class: 'num' }, 'Problem']}
+          rows={result.streams.map((s) => [
+            s.stream,
+            <Badge status={s.ok ? 'ok' : 'bad'} label={s.ok ? 'intact' : 'FAILED'} />,
+            s.sealed,
+            s.unsealed,
+            s.checkpoints,
+            s.problem ? `${s.problem.detail}${s.problem.record ? ` (record ${s.problem.record})` : ''}` : null,
+          ])}
+        />
         <p class="muted">Records not yet sealed are new ones the server seals within a second or so; they are not a problem.</p>
       </>
     ));

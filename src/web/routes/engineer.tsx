@@ -6,7 +6,7 @@ import { DomainError } from '../../core/errors.js';
 import { STATUS_OF } from '../../http/problem.js';
 import type { DryRunView, RequestView, RoleView } from '../../services/requests.js';
 import { callerOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
-import { Alert, Badge, Csrf, Field, Scroll, TextArea, Time, timeLeft } from '../views/components.js';
+import { Alert, Badge, Csrf, DataTable, Field, Hint, PostButton, TextArea, Time, timeLeft } from '../views/components.js';
 import { page } from '../views/layout.js';
 import { PolicyDecision, RequestTable } from '../views/requests.js';
 import { pendingFor } from './queue.js';
@@ -56,9 +56,7 @@ const NewRequestForm = ({ roles, csrf, s }: { roles: RoleView[]; csrf: string; s
             <input type="checkbox" id="break_glass" name="break_glass" value="on" checked={s.breakGlass} aria-describedby="break_glass-hint" />
             Break-glass: an emergency
           </label>
-          <p class="hint" id="break_glass-hint">
-            Granted at once for the roles that allow it, and reviewed afterwards by an approver.
-          </p>
+          <Hint id="break_glass" hint="Granted at once for the roles that allow it, and reviewed afterwards by an approver." />
         </div>
       )}
       {s.preview && <PolicyDecision decision={s.preview.decision} required={s.preview.required_approvals} title={`If you submit now (${s.preview.role} for ${s.preview.duration})`} />}
@@ -77,33 +75,17 @@ const NewRequestForm = ({ roles, csrf, s }: { roles: RoleView[]; csrf: string; s
 };
 
 const RolesTable = ({ roles }: { roles: RoleView[] }) => (
-  <Scroll label="Roles you may request">
-    <table>
-      <caption>Roles you may request</caption>
-      <thead>
-        <tr>
-          <th scope="col">Role</th>
-          <th scope="col">Description</th>
-          <th scope="col">Principals</th>
-          <th scope="col">Longest</th>
-          <th scope="col">Approval</th>
-        </tr>
-      </thead>
-      <tbody>
-        {roles.map((r) => (
-          <tr>
-            <td>{r.name}</td>
-            <td>{r.description}</td>
-            <td>
-              <code>{r.principals.join(', ')}</code>
-            </td>
-            <td>{r.max_duration}</td>
-            <td>{r.needs_approval ? 'by approvers' : 'automatic within limits'}{r.require_ticket ? '; ticket required' : ''}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  </Scroll>
+  <DataTable
+    caption="Roles you may request"
+    columns={['Role', 'Description', 'Principals', 'Longest', 'Approval']}
+    rows={roles.map((r) => [
+      r.name,
+      r.description,
+      <code>{r.principals.join(', ')}</code>,
+      r.max_duration,
+      `${r.needs_approval ? 'by approvers' : 'automatic within limits'}${r.require_ticket ? '; ticket required' : ''}`,
+    ])}
+  />
 );
 
 export function engineerRoutes(deps: WebDeps) {
@@ -138,10 +120,7 @@ export function engineerRoutes(deps: WebDeps) {
               <p>
                 As <code>{r.principals.join(', ')}</code> until <Time iso={r.grant!.ends_at} />. Get a certificate with <code>jit-ssh cert {r.grant!.id}</code>.
               </p>
-              <form method="post" action={`/ui/grants/${r.grant!.id}/relinquish`} class="actions">
-                <Csrf token={v.csrf} />
-                <button type="submit">Give up this access now</button>
-              </form>
+              <PostButton action={`/ui/grants/${r.grant!.id}/relinquish`} csrf={v.csrf} label="Give up this access now" />
             </section>
           ))
         )}

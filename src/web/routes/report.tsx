@@ -7,31 +7,19 @@ import { approvalText, renderAccessReport, type AccessReport, type Bounded, type
 import { formatDuration } from '../../core/duration.js';
 import { DomainError } from '../../core/errors.js';
 import type { WebDeps, WebEnv } from '../context.js';
-import { Alert, Badge, Field, Scroll, Time } from '../views/components.js';
+import { Alert, Badge, DataTable, Field, FilterForm, Time } from '../views/components.js';
 import { page } from '../views/layout.js';
 import { filtersOf } from './audit-export.js';
 
 const dur = (s: number) => formatDuration(s);
 const share = (n: number, s: number) => (n === 0 ? '0' : `${n} (${dur(s)})`);
 
+/** A section's table, with a note when the report cut its list. */
 function Table({ caption, head, rows, list, what }: { caption: string; head: string[]; rows: Child[][]; list?: Bounded<unknown>; what?: string }) {
-  if (rows.length === 0) return <p class="muted">{caption}: none.</p>;
   return (
     <>
-      <Scroll label={caption}>
-        <table>
-          <caption>{caption}</caption>
-          <thead>
-            <tr>{head.map((h) => <th scope="col">{h}</th>)}</tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr>{r.map((cell) => <td>{cell ?? '–'}</td>)}</tr>
-            ))}
-          </tbody>
-        </table>
-      </Scroll>
-      {list?.truncated && <p class="notice">Only the first {list.limit} {what} are listed. Narrow the period to see them all.</p>}
+      <DataTable caption={caption} columns={head} rows={rows} empty={`${caption}: none.`} />
+      {rows.length > 0 && list?.truncated && <p class="notice">Only the first {list.limit} {what} are listed. Narrow the period to see them all.</p>}
     </>
   );
 }
@@ -109,16 +97,10 @@ export function reportRoutes(deps: WebDeps) {
     return page(c, error ? 400 : 200, { title: 'Access review', viewer: c.get('viewer'), current: 'audit' }, (
       <>
         <h1>Access review</h1>
-        <form method="get" action="/ui/audit/report" class="filters" aria-label="Report period">
+        <FilterForm action="/ui/audit/report" label="Report period" button="Show" hint={{ id: 'period-hint', text: 'RFC 3339 times or durations back from now (30d); by default the last 30 days.' }}>
           <Field id="r-since" name="since" label="Since" value={f['since']} placeholder="30d" describedBy="period-hint" invalid={!!error} errorId="report-error" />
           <Field id="r-until" name="until" label="Until" value={f['until']} placeholder="now" describedBy="period-hint" invalid={!!error} errorId="report-error" />
-          <div class="field">
-            <button type="submit" class="primary">Show</button>
-          </div>
-          <p class="hint wide" id="period-hint">
-            RFC 3339 times or durations back from now (30d); by default the last 30 days.
-          </p>
-        </form>
+        </FilterForm>
         <Alert message={error} id="report-error" />
         {report && (
           <>

@@ -12,7 +12,7 @@ import { ID_FORM } from '../../services/ids.js';
 import { checkComment, type RequestView } from '../../services/requests.js';
 import { callerOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
-import { Badge, Csrf, Facts, Time } from '../views/components.js';
+import { Badge, Facts, PostButton, Time } from '../views/components.js';
 import { page, type Viewer } from '../views/layout.js';
 import { AcknowledgeForm, Approvals, DecisionForm, PolicyDecision, RequestFacts, type DecisionFormState } from '../views/requests.js';
 
@@ -95,18 +95,8 @@ export function requestRoutes(deps: WebDeps) {
             <AcknowledgeForm r={r} csrf={v.csrf} error={state.ack?.error} comment={state.ack?.comment} />
           </section>
         )}
-        {r.status === 'pending' && r.requester === v.who.username && (
-          <form method="post" action={`/ui/requests/${r.id}/cancel`} class="actions">
-            <Csrf token={v.csrf} />
-            <button type="submit">Cancel this request</button>
-          </form>
-        )}
-        {g?.live && r.requester === v.who.username && r.status === 'approved' && (
-          <form method="post" action={`/ui/grants/${g.id}/relinquish`} class="actions">
-            <Csrf token={v.csrf} />
-            <button type="submit">Give up this access now</button>
-          </form>
-        )}
+        {r.status === 'pending' && r.requester === v.who.username && <PostButton action={`/ui/requests/${r.id}/cancel`} csrf={v.csrf} label="Cancel this request" />}
+        {g?.live && r.requester === v.who.username && r.status === 'approved' && <PostButton action={`/ui/grants/${g.id}/relinquish`} csrf={v.csrf} label="Give up this access now" />}
       </>
     ));
   };

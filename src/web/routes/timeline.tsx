@@ -8,7 +8,7 @@ import type { Child } from 'hono/jsx';
 import { ID_FORM } from '../../services/ids.js';
 import type { WebDeps, WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
-import { Badge, Scroll, Time } from '../views/components.js';
+import { Badge, DataTable, Time } from '../views/components.js';
 import { page } from '../views/layout.js';
 import { PolicyDecision, RequestFacts } from '../views/requests.js';
 
@@ -64,31 +64,12 @@ export function timelineRoutes(deps: WebDeps) {
         </p>
         <RequestFacts r={r} />
         <PolicyDecision decision={r.decision} required={r.required_approvals} />
-        <Scroll label="Timeline">
-          <table>
-            <caption>Everything recorded about this request, oldest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">What</th>
-                <th scope="col">Outcome</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
-            <tbody>
-              {entries.map((e) => (
-                <tr>
-                  <td><Time iso={e.at} /></td>
-                  <td>{e.who}</td>
-                  <td>{e.what}</td>
-                  <td>{e.outcome ? <Badge status={e.outcome} /> : ''}</td>
-                  <td>{e.detail ?? ''}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </Scroll>
+        <DataTable
+          caption="Everything recorded about this request, oldest first"
+          label="Timeline"
+          columns={['When', 'Who', 'What', 'Outcome', 'Details']}
+          rows={entries.map((e) => [<Time iso={e.at} />, e.who, e.what, e.outcome ? <Badge status={e.outcome} /> : '', e.detail ?? ''])}
+        />
       </>
     ));
   });

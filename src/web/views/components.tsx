@@ -65,6 +65,14 @@ interface FieldProps {
 const describedBy = (id: string, hint: unknown, invalid?: boolean, errorId?: string, other?: string) =>
   [hint ? `${id}-hint` : '', other ?? '', invalid && errorId ? errorId : ''].filter(Boolean).join(' ') || undefined;
 
+/** A field's hint, `<id>-hint`, which the field names in aria-describedby. */
+export const Hint: FC<{ id: string; hint?: Child }> = ({ id, hint }) =>
+  hint ? (
+    <p class="hint" id={`${id}-hint`}>
+      {hint}
+    </p>
+  ) : null;
+
 export const Field: FC<FieldProps> = (p) => (
   <div class="field">
     <label for={p.id}>{p.label}</label>
@@ -84,11 +92,7 @@ export const Field: FC<FieldProps> = (p) => (
       aria-invalid={p.invalid ? 'true' : undefined}
       aria-describedby={describedBy(p.id, p.hint, p.invalid, p.errorId, p.describedBy)}
     />
-    {p.hint && (
-      <p class="hint" id={`${p.id}-hint`}>
-        {p.hint}
-      </p>
-    )}
+    <Hint id={p.id} hint={p.hint} />
   </div>
 );
 
@@ -98,11 +102,7 @@ export const TextArea: FC<Omit<FieldProps, 'type' | 'inputmode' | 'pattern' | 'a
     <textarea id={p.id} name={p.name} required={p.required} maxlength={p.maxlength} placeholder={p.placeholder} aria-invalid={p.invalid ? 'true' : undefined} aria-describedby={describedBy(p.id, p.hint, p.invalid, p.errorId)}>
       {p.value ?? ''}
     </textarea>
-    {p.hint && (
-      <p class="hint" id={`${p.id}-hint`}>
-        {p.hint}
-      </p>
-    )}
+    <Hint id={p.id} hint={p.hint} />
   </div>
 );
 
@@ -118,6 +118,58 @@ export const Scroll: FC<PropsWithChildren<{ label: string }>> = ({ label, childr
   </div>
 );
 
+/** A column's heading, and optionally a class for the heading and its cells (`num` aligns right, `mono` for ids). */
+export type Column = string | { label: string; class: string };
+
+interface DataTableProps {
+  caption: Child;
+  /** Names the scrolling region (defaults to the caption when that is text). */
+  label?: string;
+  columns: Column[];
+  rows: Child[][];
+  /** Shown instead of the table when there are no rows. */
+  empty?: Child;
+}
+
+/** Every table of the pages: caption, column headings, one row per item; an empty cell shows a dash. */
+export const DataTable: FC<DataTableProps> = ({ caption, label, columns, rows, empty }) => {
+  if (rows.length === 0 && empty !== undefined) return <p class="muted">{empty}</p>;
+  const cols = columns.map((c) => (typeof c === 'string' ? { label: c, class: undefined } : c));
+  return (
+    <Scroll label={label ?? String(caption)}>
+      <table>
+        <caption>{caption}</caption>
+        <thead>
+          <tr>
+            {cols.map((c) => (
+              <th scope="col" class={c.class}>
+                {c.label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr>
+              {row.map((cell, i) => (
+                <td class={cols[i]?.class}>{cell ?? '–'}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Scroll>
+  );
+};
+
+/** A form that is one button posting to `action` with the session's CSRF token (cancel, give up access). */
+export const PostButton: FC<{ action: string; csrf: string; label: string }> = ({ action, csrf, label }) => (
+  <form method="post" action={action} class="actions">
+    <Csrf token={csrf} />
+    <button type="submit">{label}</button>
+  </form>
+);
+
 export const Facts: FC<{ rows: Array<[string, Child]> }> = ({ rows }) => (
   <dl class="facts">
     {rows.map(([k, v]) => (
@@ -127,4 +179,27 @@ export const Facts: FC<{ rows: Array<[string, Child]> }> = ({ rows }) => (
       </>
     ))}
   </dl>
+);
+
+interface FilterFormProps {
+  action: string;
+  label: string;
+  button: string;
+  /** One hint for the time fields, which name `<id>` in aria-describedby. */
+  hint: { id: string; text: string };
+}
+
+/** A GET form of filters (a search is a link one can share and reload), its button, and the hint its time fields share. */
+export const FilterForm: FC<PropsWithChildren<FilterFormProps>> = ({ action, label, button, hint, children }) => (
+  <form method="get" action={action} class="filters" role="search" aria-label={label}>
+    {children}
+    <div class="field">
+      <button type="submit" class="primary">
+        {button}
+      </button>
+    </div>
+    <p class="hint wide" id={hint.id}>
+      {hint.text}
+    </p>
+  </form>
 );

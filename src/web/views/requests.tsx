@@ -3,7 +3,7 @@
 
 import type { FC } from 'hono/jsx';
 import type { RequestView } from '../../services/requests.js';
-import { Alert, Badge, CodeField, Csrf, Facts, Scroll, TextArea, Time } from './components.js';
+import { Alert, Badge, CodeField, Csrf, DataTable, Facts, TextArea, Time } from './components.js';
 
 export const PolicyDecision: FC<{ decision: RequestView['decision']; required?: number; title?: string }> = ({ decision, required, title }) => (
   <div class={`decision s-${decision.outcome}`}>
@@ -48,49 +48,26 @@ export const Approvals: FC<{ r: RequestView }> = ({ r }) =>
   );
 
 /** A compact table of requests (a user's own, or a requester's history). */
-export const RequestTable: FC<{ rows: RequestView[]; caption: string; showRequester?: boolean }> = ({ rows, caption, showRequester }) =>
-  rows.length === 0 ? (
-    <p class="muted">{caption}: none.</p>
-  ) : (
-    <Scroll label={caption}>
-      <table>
-        <caption>{caption}</caption>
-        <thead>
-          <tr>
-            <th scope="col">Filed</th>
-            {showRequester && <th scope="col">Requester</th>}
-            <th scope="col">Role</th>
-            <th scope="col">Duration</th>
-            <th scope="col">Status</th>
-            <th scope="col">Rule</th>
-            <th scope="col">Reason</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((r) => (
-            <tr>
-              <td>
-                <a href={`/ui/requests/${r.id}`}>
-                  <Time iso={r.created_at} />
-                </a>
-              </td>
-              {showRequester && <td>{r.requester}</td>}
-              <td>{r.role}</td>
-              <td>{r.duration}</td>
-              <td>
-                <Badge status={r.status} />
-                {r.break_glass ? ' break-glass' : ''}
-              </td>
-              <td>
-                <code>{r.decision.rule}</code>
-              </td>
-              <td>{r.reason}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </Scroll>
-  );
+export const RequestTable: FC<{ rows: RequestView[]; caption: string }> = ({ rows, caption }) => (
+  <DataTable
+    caption={caption}
+    empty={`${caption}: none.`}
+    columns={['Filed', 'Role', 'Duration', 'Status', 'Rule', 'Reason']}
+    rows={rows.map((r) => [
+      <a href={`/ui/requests/${r.id}`}>
+        <Time iso={r.created_at} />
+      </a>,
+      r.role,
+      r.duration,
+      <>
+        <Badge status={r.status} />
+        {r.break_glass ? ' break-glass' : ''}
+      </>,
+      <code>{r.decision.rule}</code>,
+      r.reason,
+    ])}
+  />
+);
 
 export interface DecisionFormState {
   verdict?: 'approve' | 'deny';
