@@ -2,7 +2,8 @@
 // driven by playwright-core, against the real server from startServer() on
 // the embedded database, and on PostgreSQL when TEST_DATABASE_URL is set.
 // TOTP codes come from oathtool. The embedded run saves screenshots of the
-// main pages to docs/screenshots/ for the README.
+// main pages to docs/screenshots/ for the README: the missing ones, or all of
+// them with UPDATE_SCREENSHOTS=1.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -96,13 +97,19 @@ describe('web pages in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHRO
         page.on('request', (r) => r.method() === 'POST' && r.url().includes('/ui/') && postOrigins.add(r.headers()['origin'] ?? 'none'));
         return { context, page };
       };
-      /** Saves a screenshot of a main page, after checking that every form field on it has a label. */
+      /**
+       * Checks that every form field on a main page has a label, then saves its
+       * screenshot for the README: only when there is none yet, or when asked
+       * with UPDATE_SCREENSHOTS=1 (times and ids differ on every run, so
+       * rewriting them each time would leave the tracked files changed).
+       */
       const shot = async (page: Page, name: string) => {
         const unlabelled = await page.evaluate(`[...document.querySelectorAll('input:not([type=hidden]), select, textarea')].filter((e) => e.labels.length === 0).map((e) => e.name)`);
         assert.deepEqual(unlabelled, [], `${name}: fields without a label`);
-        if (!backend.screenshots) return;
+        const file = path.join(SHOTS, `${name}.png`);
+        if (!backend.screenshots || (existsSync(file) && process.env['UPDATE_SCREENSHOTS'] !== '1')) return;
         mkdirSync(SHOTS, { recursive: true });
-        await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+        await page.screenshot({ path: file, fullPage: true });
       };
       const login = async (page: Page, who: Person, code = totp(who.secret)) => {
         await page.goto('/ui');
