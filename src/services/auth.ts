@@ -30,11 +30,24 @@ export interface Principal {
   expiresAt: Date;
 }
 
+/**
+ * Where a session may be used: the API (bearer tokens) or the web pages (the
+ * cookie). A web session is stored under the hash of its token with a label,
+ * so a cookie's value is no bearer token for the API, and an API token is no
+ * cookie for the pages: the web pages' step-up before a decision cannot be
+ * skipped by sending the cookie's token to POST /v1/requests/:id/approve.
+ */
+export type Audience = 'api' | 'web';
+
+const sessionHash = (token: string, audience: Audience) => hashToken(audience === 'api' ? token : `${audience}:${token}`);
+
 export interface LoginInput {
   username: unknown;
   password: unknown;
   totp: unknown;
   clientAddress: string | null;
+  /** Default `api`. */
+  audience?: Audience;
 }
 
 export interface LoginOutput {
@@ -45,9 +58,9 @@ export interface LoginOutput {
 
 export interface AuthService {
   login(input: LoginInput): Promise<LoginOutput>;
-  /** The principal behind a bearer token, or null (unknown, expired, revoked, user disabled). */
-  authenticate(token: string): Promise<Principal | null>;
-  logout(token: string, clientAddress: string | null): Promise<void>;
+  /** The principal behind a session token of `audience` (default `api`), or null (unknown, expired, revoked, user disabled). */
+  authenticate(token: string, audience?: Audience): Promise<Principal | null>;
+  logout(token: string, clientAddress: string | null, audience?: Audience): Promise<void>;
 }
 
 export interface AuthDeps {
@@ -82,9 +95,9 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
     throw new RateLimitedError('too many failed logins; try again later', retryAfter);
   }
 
-  async function authenticate(token: string): Promise<Principal | null> {
+  async function authenticate(token: string, audience: Audience = 'api'): Promise<Principal | null> {
     if (!looksLikeToken(token)) return null;
-    const s = await findLiveSession(db, hashToken(token), now());
+    const s = await findLiveSession(db, sessionHash(token, audience), now());
     return s ? principalOf(s.username, s.groups, s.expiresAt) : null;
   }
 
@@ -93,7 +106,7 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
 
     async login(input) {
       const at = now();
-      const { username, password, totp, clientAddress } = input;
+      const { username, password, totp, clientAddress, audience = 'api' } = input;
       // Control characters (NUL above all, which PostgreSQL cannot store or compare) are never part of a name.
       if (typeof username !== 'string' || typeof password !== 'string' || typeof totp !== 'string' || username.length === 0 || username.length > 128 || /[\x00-\x1f\x7f]/.test(username)) {
         throw new DomainError('invalid_input', 'username, password and totp are required strings');
@@ -136,19 +149,19 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
       const expiresAt = new Date(at.getTime() + settings.tokenTtl * 1000);
       const rehash = pw.needsRehash ? await hashPassword(password, settings.passwordCost) : undefined;
       await db.transaction().execute(async (trx) => {
-        await insertSession(trx, { tokenHash: hashToken(token), username: user.name, createdAt: at, expiresAt, clientAddress });
+        await insertSession(trx, { tokenHash: sessionHash(token, audience), username: user.name, createdAt: at, expiresAt, clientAddress });
         await updateUser(trx, user.name, { lastLoginAt: at, passwordHash: rehash }, at);
-        await appendEvent(trx, { at, actor: user.name, action: 'login.ok', target: user.name, outcome: 'ok', clientAddress, details: rehash ? { password_rehashed: true } : {} });
+        await appendEvent(trx, { at, actor: user.name, action: 'login.ok', target: user.name, outcome: 'ok', clientAddress, details: { ...(audience === 'api' ? {} : { via: audience }), ...(rehash ? { password_rehashed: true } : {}) } });
       });
       return { token, expires_at: expiresAt.toISOString(), username: user.name };
     },
 
-    async logout(token, clientAddress) {
+    async logout(token, clientAddress, audience = 'api') {
       const at = now();
-      const principal = await authenticate(token);
+      const principal = await authenticate(token, audience);
       if (!principal) throw new DomainError('unauthenticated', 'not logged in');
       await db.transaction().execute(async (trx) => {
-        await revokeSession(trx, hashToken(token), at);
+        await revokeSession(trx, sessionHash(token, audience), at);
         await appendEvent(trx, { at, actor: principal.username, action: 'logout', target: principal.username, outcome: 'ok', clientAddress });
       });
     },

@@ -41,7 +41,7 @@ export type WebContext = Context<WebEnv>;
 export function loadSession(deps: WebDeps): MiddlewareHandler<WebEnv> {
   return async function loadSessionMiddleware(c, next) {
     const token = sessionCookie(c, overHttps(c, deps.publicUrl));
-    const who = token ? await deps.auth.authenticate(token) : null;
+    const who = token ? await deps.auth.authenticate(token, 'web') : null;
     if (token && who) {
       c.set('principal', who);
       c.set('sessionToken', token);

@@ -208,11 +208,11 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     assert.equal((await b.post('/ui/login', { csrf: b.csrf(), username: 'eng', password: users['eng']!.password, totp: totpAt(users['eng']!.secret, clock) })).status, 303);
     const second = b.jar.get('jit_ssh_session')!;
     assert.notEqual(second, first);
-    assert.ok(await w.auth.authenticate(second));
-    assert.equal(await w.auth.authenticate(first), null, 'the replaced session still works, and no logout can reach it');
+    assert.ok(await w.auth.authenticate(second, 'web'));
+    assert.equal(await w.auth.authenticate(first, 'web'), null, 'the replaced session still works, and no logout can reach it');
   });
 
-  test('ok: the API never takes the session cookie, and the pages never take a bearer token', async () => {
+  test('ok: the API never takes the session cookie or its token, and the pages never take an API token', async () => {
     const b = await loggedIn('boss');
     const token = b.jar.get('jit_ssh_session')!;
     const cookie = `jit_ssh_session=${token}`;
@@ -223,11 +223,22 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
       assert.equal(res.headers.get('access-control-allow-origin'), null);
     }
     assert.equal(await myRequests('boss'), before);
-    // The same token as a bearer works on the API (it is one login session), but is no session for the pages.
-    assert.equal((await w.app.request(`${ORIGIN}/v1/requests`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    // Nor as a bearer token: with it, a stolen cookie would approve through the API with no step-up code.
+    assert.equal((await w.app.request(`${ORIGIN}/v1/requests`, { headers: { authorization: `Bearer ${token}` } })).status, 401);
+    const pending = (await w.requests.history({ username: 'eng', groups: [], isAdmin: false, isAuditor: true, expiresAt: new Date(8e15) }, 'eng', 100)).find((r) => r.status === 'pending');
+    assert.ok(pending, 'needs a pending request of eng');
+    const approve = await w.app.request(`${ORIGIN}/v1/requests/${pending.id}/approve`, { method: 'POST', body: '{}', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+    assert.equal(approve.status, 401);
+    assert.equal((await w.requests.get({ username: 'boss', groups: ['sre-leads'], isAdmin: false, isAuditor: true, expiresAt: new Date(8e15) }, pending.id)).status, 'pending');
+    // The pages take neither a bearer header nor an API token put in the cookie.
     const page = await w.app.request(`${ORIGIN}/ui`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(page.status, 303);
     assert.match(page.headers.get('location')!, /^\/ui\/login/);
+    clock.advance(30);
+    const api = await w.auth.login({ username: 'boss', password: users['boss']!.password, totp: totpAt(users['boss']!.secret, clock), clientAddress: null });
+    assert.equal((await w.app.request(`${ORIGIN}/v1/requests`, { headers: { authorization: `Bearer ${api.token}` } })).status, 200);
+    const planted = await w.app.request(`${ORIGIN}/ui`, { headers: { cookie: `jit_ssh_session=${api.token}` } });
+    assert.equal(planted.status, 303);
   });
 
   test('fail: a form larger than the body limit gets an error page with the pages\' headers, not JSON', async () => {
@@ -248,12 +259,12 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     const logouts = (await listEvents(t.db, { action: 'logout', actor: 'eng' })).length;
     const b = await loggedIn('eng');
     const token = b.jar.get('jit_ssh_session')!;
-    assert.ok(await w.auth.authenticate(token));
+    assert.ok(await w.auth.authenticate(token, 'web'));
     const res = await b.post('/ui/logout', { csrf: b.csrf() });
     assert.equal(res.status, 303);
     assert.equal(res.headers.get('location'), '/ui/login');
     assert.match(res.headers.getSetCookie().join('\n'), /jit_ssh_session=; Max-Age=0/);
-    assert.equal(await w.auth.authenticate(token), null, 'the session still works after logout');
+    assert.equal(await w.auth.authenticate(token, 'web'), null, 'the session still works after logout');
     const replay = await w.app.request(`${ORIGIN}/ui`, { headers: { cookie: `jit_ssh_session=${token}` } });
     assert.equal(replay.status, 303);
     assert.equal((await listEvents(t.db, { action: 'logout', actor: 'eng' })).length, logouts + 1);

@@ -1,6 +1,7 @@
 // Login and logout. The session is login's own (POST /v1/auth/login makes the
-// same token); the cookie only carries it. The login form is protected from
-// cross-site posts by a double-submit token and the same-origin check.
+// same kind), for the web pages only: its token is no bearer token for the
+// API. The login form is protected from cross-site posts by a double-submit
+// token and the same-origin check.
 
 import { Hono } from 'hono';
 import { DomainError, RateLimitedError } from '../../core/errors.js';
@@ -37,7 +38,7 @@ const LoginPage = ({ csrf, next, username, error }: LoginForm) => (
 
 /** Revokes a session; one that has already ended is fine. */
 async function endSession(deps: WebDeps, token: string, clientAddress: string | null): Promise<void> {
-  await deps.auth.logout(token, clientAddress).catch((e: unknown) => {
+  await deps.auth.logout(token, clientAddress, 'web').catch((e: unknown) => {
     if (!(e instanceof DomainError && e.code === 'unauthenticated')) throw e;
   });
 }
@@ -62,7 +63,7 @@ export function loginRoutes(deps: WebDeps) {
     }
     try {
       const clientAddress = deps.clientAddress(c);
-      const out = await deps.auth.login({ username: form['username'], password: form['password'], totp: (form['totp'] ?? '').trim(), clientAddress });
+      const out = await deps.auth.login({ username: form['username'], password: form['password'], totp: (form['totp'] ?? '').trim(), clientAddress, audience: 'web' });
       // The session this browser held until now is replaced: end it, or it would live on where no logout reaches.
       const replaced = c.get('sessionToken');
       if (replaced) await endSession(deps, replaced, clientAddress);
