@@ -52,6 +52,7 @@ form.filters { display: grid; grid-template-columns: repeat(auto-fill, minmax(12
 form.filters .field { margin: 0; }
 form.filters .wide { grid-column: 1 / -1; }
 td time { white-space: nowrap; }
+main dd, main td, main li { white-space: pre-line; } /* line breaks in reasons and comments */
 label { display: block; font-weight: 600; margin-bottom: .2rem; }
 label.check { display: flex; gap: .5rem; align-items: center; font-weight: 400; }
 fieldset.verdict { border: 0; padding: 0; margin: 0 0 1rem; display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; }
