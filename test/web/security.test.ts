@@ -130,7 +130,8 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     await anon.get('/ui/login');
     anon.jar.clear();
     clock.advance(30);
-    const noCookie = await anon.post('/ui/login', { csrf: 'x'.repeat(43), username: 'eng', password: users['eng']!.password, totp: '123456' });
+    // With a right password and code: only the token stands between this post and a session.
+    const noCookie = await anon.post('/ui/login', { csrf: 'x'.repeat(43), username: 'eng', password: users['eng']!.password, totp: totpAt(users['eng']!.secret, clock) });
     assert.equal(noCookie.status, 403);
     assert.ok(!noCookie.headers.getSetCookie().some((l) => l.includes('jit_ssh_session=jit_')));
     // And with a valid token the same session works, so the refusals above were the token's doing.
