@@ -250,6 +250,9 @@ for (const backend of BACKENDS) {
         assert.ok(timeline.includes(step), `the timeline lacks ${step}`);
       }
       assert.match(timeline, /"step_up":\{[^}]*"method":"totp"/);
+      // Oldest first, also among records of the same instant (a decision and its outcome share one).
+      const order = ['filed: web-prod', '<code>request.create</code>', '<code>step_up.failed</code>', '<code>step_up.ok</code>', '<code>request.approve</code>', '<code>request.approved</code>', 'grant starts'].map((x) => timeline.indexOf(x));
+      assert.deepEqual(order, [...order].sort((a, b) => a - b), `timeline out of order: ${order}`);
 
       await aud.get('/ui/audit/integrity');
       assert.match(aud.html, /Intact: every sealed record/);

@@ -37,8 +37,9 @@ export function timelineRoutes(deps: WebDeps) {
 
     const entries: Entry[] = [
       { at: r.created_at, who: r.requester, what: `filed: ${r.role} for ${r.duration}`, outcome: r.decision.outcome, detail: `policy rule ${r.decision.rule}: ${r.decision.reason}` },
-      ...events.map((e) => ({ at: e.at, who: e.actor, what: <code>{e.action}</code>, outcome: e.outcome, detail: json(e.details) })),
-      ...bySerial.flatMap((p) => p.events.map((e) => ({ at: e.at, who: e.actor, what: <><code>{e.action}</code> of serial {e.target}</>, outcome: e.outcome, detail: json(e.details) }))),
+      // Searches answer newest first; reversed, records of one instant keep the order they were written in.
+      ...events.toReversed().map((e) => ({ at: e.at, who: e.actor, what: <code>{e.action}</code>, outcome: e.outcome, detail: json(e.details) })),
+      ...bySerial.flatMap((p) => p.events.toReversed().map((e) => ({ at: e.at, who: e.actor, what: <><code>{e.action}</code> of serial {e.target}</>, outcome: e.outcome, detail: json(e.details) }))),
       ...certificates.flatMap((x) => [
         { at: x.issued_at, who: x.username, what: <>certificate <span class="mono">{x.serial}</span> issued</>, detail: <>principals <code>{x.principals.join(', ')}</code>, valid until <Time iso={x.valid_before} />, key <code>{x.public_key_fingerprint}</code>{x.client_address ? ` from ${x.client_address}` : ''}</> },
         ...(x.first_used ? [{ at: x.first_used, who: x.username, what: <>certificate <span class="mono">{x.serial}</span> first used</>, detail: x.last_used ? <>last used <Time iso={x.last_used} /></> : '' }] : []),
@@ -49,6 +50,7 @@ export function timelineRoutes(deps: WebDeps) {
       const ended = r.grant.relinquished_at ?? (Date.parse(r.grant.ends_at) <= now().getTime() ? r.grant.ends_at : null);
       if (ended === r.grant.ends_at) entries.push({ at: r.grant.ends_at, who: 'jit-ssh', what: 'grant ends' });
     }
+    // A stable sort: entries of the same instant stay in the order above.
     entries.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
 
     return page(c, 200, { title: `Timeline of ${r.id}`, viewer: v, current: 'audit' }, (
