@@ -35,6 +35,7 @@ th, td { border-bottom: 1px solid var(--line); padding: .4rem .5rem; text-align:
 th { background: var(--panel); white-space: nowrap; }
 td.num, th.num { text-align: right; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; overflow-wrap: anywhere; }
+th.mono { font-family: inherit; font-size: inherit; } /* a column's class styles its cells, not its heading */
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; margin: .5rem 0; }
 dl.facts dt { font-weight: 600; }
 dl.facts dd { margin: 0; overflow-wrap: anywhere; }
