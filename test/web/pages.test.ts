@@ -330,6 +330,21 @@ for (const backend of BACKENDS) {
       assert.ok(aud.html.includes(`certificates.csv?user=${shown}`), 'the download link searches something else than the page');
     });
 
+    test('fail: a request past its time to live is not offered for a decision, and a late one spends no code', async () => {
+      const eng = await session('eng');
+      const id = await file(eng, { role: 'web-prod', duration: '3h', reason: 'reindex the search cluster' });
+      clock.advance(3601); // the policy's request_ttl is 1h; the expiry job has not run yet
+      const lead = await session('lead');
+      await lead.get('/ui/queue');
+      assert.ok(!lead.html.includes(`id="q-${id}"`), 'the queue offers an expired request');
+      await lead.get(`/ui/requests/${id}`);
+      assert.doesNotMatch(lead.html, /Confirm decision/);
+      const res = await lead.post(`/ui/requests/${id}/decide`, { csrf: lead.csrf(), decision: 'approve', totp: totpAt(u['lead']!.secret, clock, 30) });
+      assert.equal(res.status, 409);
+      assert.match(lead.html, /This request has expired/);
+      assert.deepEqual(await listEvents(t.db, { action: 'step_up.ok', target: id }), [], 'a code was spent on a request nobody may decide any more');
+    });
+
     test('fail: an export that fails part way is cut off as an error, never ended as if complete', async () => {
       const aud = await session('aud');
       const certificates = w.audit.certificates;

@@ -10,13 +10,13 @@ import type { WebDeps, WebEnv } from '../context.js';
 import { Badge, Time } from '../views/components.js';
 import { page } from '../views/layout.js';
 import { AcknowledgeForm, DecisionForm, PolicyDecision, RequestFacts, RequestTable } from '../views/requests.js';
+import { mayDecide } from './request.js';
 
 /** Pending requests `who` may decide and has not decided yet, oldest first (they expire first). */
 export async function pendingFor(deps: WebDeps, who: Principal): Promise<RequestView[]> {
-  const roles = new Set(deps.requests.decidableRoles(who));
-  if (roles.size === 0) return [];
+  if (deps.requests.decidableRoles(who).length === 0) return [];
   const rows = await deps.requests.list(who, { status: 'pending' });
-  return rows.filter((r) => r.requester !== who.username && roles.has(r.role) && !r.approvals.some((a) => a.approver === who.username)).reverse();
+  return rows.filter((r) => mayDecide(deps, who, r)).reverse();
 }
 
 /** Break-glass grants waiting for a review `who` may give (approvers of the role, or admins). */

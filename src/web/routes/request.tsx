@@ -9,6 +9,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { DomainError, RateLimitedError } from '../../core/errors.js';
 import { STATUS_OF } from '../../http/problem.js';
 import { ID_FORM } from '../../services/ids.js';
+import type { Principal } from '../../services/auth.js';
 import { checkComment, type RequestView } from '../../services/requests.js';
 import { callerOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
@@ -16,9 +17,13 @@ import { Badge, Facts, PostButton, Time } from '../views/components.js';
 import { page, type Viewer } from '../views/layout.js';
 import { AcknowledgeForm, Approvals, DecisionForm, PolicyDecision, RequestFacts, type DecisionFormState } from '../views/requests.js';
 
-export function mayDecide(deps: WebDeps, v: Viewer, r: RequestView): boolean {
-  const me = v.who.username;
-  return r.status === 'pending' && r.requester !== me && deps.requests.decidableRoles(v.who).includes(r.role) && !r.approvals.some((a) => a.approver === me);
+/** Pending, but past its time to live: the expiry job will close it; no decision may be made on it. */
+const expired = (deps: WebDeps, r: RequestView) => r.status === 'pending' && Date.parse(r.expires_at) <= (deps.now ?? (() => new Date()))().getTime();
+
+/** Whether `who` may decide `r` now: the queue lists, and the request page offers a decision form for, exactly these. */
+export function mayDecide(deps: WebDeps, who: Principal, r: RequestView): boolean {
+  const me = who.username;
+  return r.status === 'pending' && !expired(deps, r) && r.requester !== me && deps.requests.decidableRoles(who).includes(r.role) && !r.approvals.some((a) => a.approver === me);
 }
 
 export function mayAcknowledge(deps: WebDeps, v: Viewer, r: RequestView): boolean {
@@ -47,7 +52,7 @@ export function requestRoutes(deps: WebDeps) {
     const v = c.get('viewer');
     const r = await deps.requests.get(v.who, id);
     const g = r.grant;
-    const decidable = mayDecide(deps, v, r);
+    const decidable = mayDecide(deps, v.who, r);
     const acknowledgeable = mayAcknowledge(deps, v, r);
     // A refusal whose form is no longer offered (someone decided first) is shown at the top.
     const error = state.error ?? (!decidable ? state.decide?.error : undefined) ?? (!acknowledgeable ? state.ack?.error : undefined);
@@ -111,7 +116,11 @@ export function requestRoutes(deps: WebDeps) {
     if (verdict !== 'approve' && verdict !== 'deny') throw new WebError(400, 'Choose Approve or Deny.');
     const comment = f['comment'] ?? '';
     const r = await deps.requests.get(v.who, id);
-    if (!mayDecide(deps, v, r)) return show(c, r.status === 'pending' ? 403 : 409, id, { error: r.status === 'pending' ? 'You may not decide this request.' : `This request is already ${r.status}.` });
+    if (!mayDecide(deps, v.who, r)) {
+      if (r.status !== 'pending') return show(c, 409, id, { error: `This request is already ${r.status}.` });
+      if (expired(deps, r)) return show(c, 409, id, { error: 'This request has expired unanswered; the requester may file it again.' });
+      return show(c, 403, id, { error: 'You may not decide this request.' });
+    }
     try {
       // Everything that can be refused before the code is spent is checked first: a refused comment must not use it up.
       checkComment(comment);
