@@ -10,7 +10,7 @@ import type { WebDeps, WebEnv } from '../context.js';
 import { Badge, Time } from '../views/components.js';
 import { page } from '../views/layout.js';
 import { AcknowledgeForm, DecisionForm, PolicyDecision, RequestFacts, RequestTable } from '../views/requests.js';
-import { mayDecide } from './request.js';
+import { mayAcknowledge, mayDecide } from './request.js';
 
 /** Pending requests `who` may decide and has not decided yet, oldest first (they expire first). */
 export async function pendingFor(deps: WebDeps, who: Principal): Promise<RequestView[]> {
@@ -21,10 +21,9 @@ export async function pendingFor(deps: WebDeps, who: Principal): Promise<Request
 
 /** Break-glass grants waiting for a review `who` may give (approvers of the role, or admins). */
 async function reviewsFor(deps: WebDeps, who: Principal): Promise<RequestView[]> {
-  const roles = new Set(deps.requests.decidableRoles(who));
   const rows = await deps.requests.list(who, { reviews: true });
   const seen = new Set<string>();
-  return rows.filter((r) => (who.isAdmin || roles.has(r.role)) && r.grant && !seen.has(r.grant.id) && seen.add(r.grant.id));
+  return rows.filter((r) => mayAcknowledge(deps, who, r) && !seen.has(r.grant!.id) && seen.add(r.grant!.id));
 }
 
 export function queueRoutes(deps: WebDeps) {

@@ -14,7 +14,7 @@ import { checkComment, type RequestView } from '../../services/requests.js';
 import { callerOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
 import { Badge, Facts, PostButton, Time } from '../views/components.js';
-import { page, type Viewer } from '../views/layout.js';
+import { page } from '../views/layout.js';
 import { AcknowledgeForm, Approvals, DecisionForm, PolicyDecision, RequestFacts, type DecisionFormState } from '../views/requests.js';
 
 /** Pending, but past its time to live: the expiry job will close it; no decision may be made on it. */
@@ -26,8 +26,9 @@ export function mayDecide(deps: WebDeps, who: Principal, r: RequestView): boolea
   return r.status === 'pending' && !expired(deps, r) && r.requester !== me && deps.requests.decidableRoles(who).includes(r.role) && !r.approvals.some((a) => a.approver === me);
 }
 
-export function mayAcknowledge(deps: WebDeps, v: Viewer, r: RequestView): boolean {
-  return r.grant?.review?.status === 'open' && r.requester !== v.who.username && (v.who.isAdmin || deps.requests.decidableRoles(v.who).includes(r.role));
+/** Whether `who` may acknowledge `r`'s break-glass use: the queue lists, and the request page offers a review form for, exactly these. */
+export function mayAcknowledge(deps: WebDeps, who: Principal, r: RequestView): boolean {
+  return r.grant?.review?.status === 'open' && r.requester !== who.username && (who.isAdmin || deps.requests.decidableRoles(who).includes(r.role));
 }
 
 interface PageState {
@@ -53,7 +54,7 @@ export function requestRoutes(deps: WebDeps) {
     const r = await deps.requests.get(v.who, id);
     const g = r.grant;
     const decidable = mayDecide(deps, v.who, r);
-    const acknowledgeable = mayAcknowledge(deps, v, r);
+    const acknowledgeable = mayAcknowledge(deps, v.who, r);
     // A refusal whose form is no longer offered (someone decided first) is shown at the top.
     const error = state.error ?? (!decidable ? state.decide?.error : undefined) ?? (!acknowledgeable ? state.ack?.error : undefined);
     return page(c, status, { title: `Request ${r.role} by ${r.requester}`, viewer: v }, (
