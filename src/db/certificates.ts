@@ -24,28 +24,34 @@ export interface CertificateRecord {
   issuedAt: Date;
 }
 
+function toRow(rec: CertificateRecord) {
+  return {
+    serial: rec.serial.toString(),
+    key_id: rec.keyId,
+    username: rec.username,
+    request_id: rec.requestId,
+    role: rec.role,
+    principals: rec.principals,
+    valid_after: rec.validAfter,
+    valid_before: rec.validBefore,
+    extensions: rec.extensions,
+    critical_options: JSON.stringify(rec.criticalOptions),
+    public_key_type: rec.publicKeyType,
+    public_key_fingerprint: rec.publicKeyFingerprint,
+    ca_key_fingerprint: rec.caKeyFingerprint,
+    certificate: rec.certificate,
+    client_address: rec.clientAddress,
+    issued_at: rec.issuedAt,
+  };
+}
+
 export async function insertCertificate(db: Db, rec: CertificateRecord): Promise<void> {
-  await db
-    .insertInto('certificates')
-    .values({
-      serial: rec.serial.toString(),
-      key_id: rec.keyId,
-      username: rec.username,
-      request_id: rec.requestId,
-      role: rec.role,
-      principals: rec.principals,
-      valid_after: rec.validAfter,
-      valid_before: rec.validBefore,
-      extensions: rec.extensions,
-      critical_options: JSON.stringify(rec.criticalOptions),
-      public_key_type: rec.publicKeyType,
-      public_key_fingerprint: rec.publicKeyFingerprint,
-      ca_key_fingerprint: rec.caKeyFingerprint,
-      certificate: rec.certificate,
-      client_address: rec.clientAddress,
-      issued_at: rec.issuedAt,
-    })
-    .execute();
+  await insertCertificates(db, [rec]);
+}
+
+/** Several rows in one statement: all are committed, or none. */
+export async function insertCertificates(db: Db, recs: CertificateRecord[]): Promise<void> {
+  await db.insertInto('certificates').values(recs.map(toRow)).execute();
 }
 
 function fromRow(r: CertificateRow): CertificateRecord {

@@ -67,6 +67,12 @@ export async function findGrant(db: Db, id: string): Promise<GrantRow | undefine
   return db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** Grants by id, one statement for many. */
+export async function findGrants(db: Db, ids: string[]): Promise<Map<string, GrantRow>> {
+  const rows = await db.selectFrom('grants').selectAll().where('id', 'in', ids).execute();
+  return new Map(rows.map((g) => [g.id, g]));
+}
+
 export async function lockGrant(trx: Transaction<Database>, id: string): Promise<GrantRow | undefined> {
   return trx.selectFrom('grants').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
 }

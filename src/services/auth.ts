@@ -13,7 +13,8 @@ import { hashToken, looksLikeToken, newToken } from '../auth/tokens.js';
 import { newTotpSecret, verifyTotp } from '../auth/totp.js';
 import { appendEvent } from '../db/audit-events.js';
 import type { Database } from '../db/schema.js';
-import { findLiveSession, insertSession, revokeSession } from '../db/sessions.js';
+import { findLiveSessions, insertSession, revokeSession, type SessionUser } from '../db/sessions.js';
+import { batchedLookup } from '../db/batch.js';
 import { clearThrottle, getThrottle, recordUserFailure, recordWindowFailure } from '../db/throttle.js';
 import { consumeTotpStep, findUser, updateUser } from '../db/users.js';
 
@@ -95,9 +96,13 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
     throw new RateLimitedError('too many failed logins; try again later', retryAfter);
   }
 
+  // Every authenticated request looks its session up: concurrent ones share one statement.
+  const sessionBatch = batchedLookup<string, SessionUser>((hexes) => findLiveSessions(db, hexes.map((h) => Buffer.from(h, 'hex')), now()));
+  const liveSession = (hash: Buffer) => sessionBatch(hash.toString('hex'));
+
   async function authenticate(token: string, audience: Audience = 'api'): Promise<Principal | null> {
     if (!looksLikeToken(token)) return null;
-    const s = await findLiveSession(db, sessionHash(token, audience), now());
+    const s = await liveSession(sessionHash(token, audience));
     return s ? principalOf(s.username, s.groups, s.expiresAt) : null;
   }
 

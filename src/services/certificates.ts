@@ -8,7 +8,8 @@ import type { Kysely } from 'kysely';
 import { DomainError } from '../core/errors.js';
 import { canBreakGlass, canRequest } from '../core/decide.js';
 import type { Policy } from '../core/policy-types.js';
-import { findGrant } from '../db/requests.js';
+import { batchedLookup } from '../db/batch.js';
+import { findGrants } from '../db/requests.js';
 import type { Database } from '../db/schema.js';
 import type { Caller } from './requests.js';
 import type { IssuedCertificate, Issuer } from './issuer.js';
@@ -19,6 +20,8 @@ export interface CertificateService {
 
 export function createCertificateService(deps: { db: Kysely<Database>; issuer: Issuer; policy: () => Policy; now?: () => Date }): CertificateService {
   const now = deps.now ?? (() => new Date());
+  // Concurrent issuances read their grants with one statement (see db/batch.ts).
+  const grantOf = batchedLookup((ids: string[]) => findGrants(deps.db, ids));
   return {
     async issue(caller, input) {
       const { public_key: publicKey, request_id: grantId } = input;
@@ -26,7 +29,7 @@ export function createCertificateService(deps: { db: Kysely<Database>; issuer: I
       if (typeof grantId !== 'string' || grantId.length === 0 || grantId.length > 64) throw new DomainError('invalid_input', 'request_id is required');
       const at = now();
       const me = caller.principal;
-      const grant = await findGrant(deps.db, grantId);
+      const grant = await grantOf(grantId);
       if (!grant || grant.username !== me.username) throw new DomainError('not_found', `no approved request ${grantId} of yours`);
       if (grant.relinquished_at) throw new DomainError('conflict', `grant ${grantId} was relinquished`);
       if (grant.ends_at <= at) throw new DomainError('conflict', `grant ${grantId} ended at ${grant.ends_at.toISOString()}`);

@@ -5,7 +5,8 @@
 // row is committed; if the write fails, the signed bytes are dropped.
 
 import type { Kysely } from 'kysely';
-import { insertCertificate } from '../db/certificates.js';
+import { insertCertificates, type CertificateRecord } from '../db/certificates.js';
+import { batchedWriter } from '../db/batch.js';
 import { isUniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { mintCertificate, type MintedCertificate } from '../ssh/certificate.js';
@@ -60,6 +61,9 @@ const rfc3339 = (unix: number) => new Date(unix * 1000).toISOString().replace(/\
 export function createIssuer(deps: IssuerDeps): Issuer {
   const now = deps.now ?? (() => new Date());
   const nextSerial = deps.serial ?? randomSerial;
+  // Rows written by concurrent issuances share a statement and its commit (see db/batch.ts);
+  // each certificate is still returned only after the statement holding its row committed.
+  const writeRow = batchedWriter((recs: CertificateRecord[]) => insertCertificates(deps.db, recs));
   return {
     async issue(input) {
       const key = parseUserPublicKey(input.publicKey);
@@ -79,7 +83,7 @@ export function createIssuer(deps: IssuerDeps): Issuer {
           criticalOptions: input.criticalOptions,
         });
         try {
-          await insertCertificate(deps.db, {
+          await writeRow({
             serial,
             keyId,
             username: input.username,
