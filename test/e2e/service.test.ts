@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, statSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { POSTGRES_URL, createPostgresDatabase } from '../helpers/db.js';
@@ -41,6 +42,31 @@ describe('jit-ssh-ca serve on the embedded database', () => {
     assert.equal(second.code, 1);
     assert.match(second.stderr, /^jit-ssh-ca: the embedded database in .* is in use by process \d+ \(is jit-ssh-ca serve running\?\)\n$/);
     assert.equal(await server.stop('SIGINT'), 0);
+  });
+
+  test('fail: bodies over the limit are refused with 413 whether they declare their length or stream in chunks', async () => {
+    const server = await startServerProcess(cleanEnv({ JIT_SSH_DATA_DIR: dataDir, JIT_SSH_BODY_LIMIT: '2048' }));
+    const post = (body: string, chunked: boolean) =>
+      new Promise<number>((resolve, reject) => {
+        const url = new URL(`${server.url}/v1/auth/login`);
+        const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', ...(chunked ? {} : { 'content-length': Buffer.byteLength(body) }) } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('error', reject);
+        if (chunked) for (let i = 0; i < body.length; i += 500) req.write(body.slice(i, i + 500));
+        req.end(chunked ? undefined : body);
+      });
+    const big = JSON.stringify({ username: 'x'.repeat(3000), password: 'p', totp: '1' });
+    const small = JSON.stringify({ username: 'nobody', password: 'p', totp: '123456' });
+    try {
+      assert.equal(await post(big, false), 413);
+      assert.equal(await post(big, true), 413);
+      assert.equal(await post(small, false), 401);
+      assert.equal(await post(small, true), 401);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
   });
 
   test('fail: a CA key readable by others stops start-up with one line', async () => {
