@@ -14,7 +14,29 @@ export interface Logger {
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-export function createLogger(level: LogLevel = 'info', write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+/**
+ * Lines for stdout, written together once per turn of the event loop: one
+ * write system call for all the requests of a turn instead of one each
+ * (writes to a file or pipe are synchronous). What is still buffered when the
+ * process exits is written then.
+ */
+export function bufferedStdout(): (line: string) => void {
+  let buffer: string[] = [];
+  const flush = () => {
+    if (buffer.length === 0) return;
+    const text = buffer.join('');
+    buffer = [];
+    process.stdout.write(text);
+  };
+  process.once('exit', flush);
+  return (line) => {
+    if (buffer.push(line) === 1) setImmediate(flush);
+  };
+}
+
+let stdoutWriter: ((line: string) => void) | undefined;
+
+export function createLogger(level: LogLevel = 'info', write: (line: string) => void = (stdoutWriter ??= bufferedStdout())): Logger {
   const min = ORDER[level];
   const emit = (lvl: LogLevel) => (msg: string, fields: Fields = {}) => {
     if (ORDER[lvl] < min) return;
