@@ -35,7 +35,9 @@ export function createApp(deps: AppDeps) {
   app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
   app.use('/v1/*', async function noStore(c, next) {
     await next();
-    if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
+    // On the response's own headers: c.header() after the handler would rebuild the
+    // response around a stream, and the server would then read it back chunk by chunk.
+    if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store');
   });
   app.use(
     bodyLimit({

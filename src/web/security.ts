@@ -24,10 +24,12 @@ export const CONTENT_SECURITY_POLICY = [
 
 /** Headers every /ui answer carries (the app adds nosniff, Referrer-Policy no-referrer, COOP, HSTS). */
 export function setWebHeaders(c: Context): void {
-  c.header('Content-Security-Policy', CONTENT_SECURITY_POLICY);
-  c.header('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()');
+  // Once there is a response, on its own headers: c.header() then would rebuild it around a stream.
+  const set = c.finalized ? (k: string, v: string) => c.res.headers.set(k, v) : (k: string, v: string) => c.header(k, v);
+  set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+  set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()');
   // Pages show who holds access and the audit log: never kept by a cache or the back button.
-  if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
+  if (!c.res.headers.has('Cache-Control')) set('Cache-Control', 'no-store');
 }
 
 export function webHeaders(): MiddlewareHandler {
