@@ -125,6 +125,12 @@ export interface VerifyResult {
   problem: { position: string | null; record: string | null; detail: string } | null;
 }
 
+/** The first link position at or after `from`, or null when there is none. */
+export async function nextPosition(db: Kysely<Database>, stream: Stream, from: bigint): Promise<bigint | null> {
+  const r = await db.selectFrom('chain_links').select('position').where('stream', '=', stream).where('position', '>=', from.toString()).orderBy('position').limit(1).executeTakeFirst();
+  return r ? BigInt(r.position) : null;
+}
+
 export interface VerifyOptions {
   /**
    * CA public key blobs (current and older) whose checkpoint signatures are
@@ -148,13 +154,18 @@ export async function verifyStream(db: Kysely<Database>, stream: Stream, opts: V
   let chain: Buffer = ZERO;
   let lastSeq = 0n;
   for (;;) {
-    // The cast is on the link's side so the record is found through its primary key.
+    // One page of positions first, then its records through their primary key (the cast is on
+    // the link's side): joined before the limit, PostgreSQL would join every later link per page.
     const { rows } = await sql<Record<string, unknown> & { l_position: string; l_key: string; l_seq: string; l_rhash: Buffer; l_chash: Buffer }>`
       select l.position as l_position, l.record_key as l_key, l.record_seq as l_seq, l.record_hash as l_rhash, l.chain_hash as l_chash, r.*
-      from chain_links l left join ${sql.table(table)} r on r.${sql.ref(key)} = l.record_key::bigint
-      where l.stream = ${stream} and l.position >= ${expected.toString()}
-      order by l.position limit ${PAGE}`.execute(db);
-    if (rows.length === 0) break;
+      from (select * from chain_links where stream = ${stream} and position >= ${expected.toString()} and position < ${(expected + BigInt(PAGE)).toString()}) l
+      left join ${sql.table(table)} r on r.${sql.ref(key)} = l.record_key::bigint
+      order by l.position`.execute(db);
+    if (rows.length === 0) {
+      // An empty range ends the chain only if no link lies beyond it.
+      if ((await nextPosition(db, stream, expected)) !== null) return fail(expected, null, `the chain has no link at position ${expected} (a link was removed)`);
+      break;
+    }
     for (const { l_position, l_key, l_seq, l_rhash, l_chash, ...rec } of rows) {
       const position = BigInt(l_position);
       if (position !== expected) return fail(expected, null, `the chain has no link at position ${expected} (a link was removed)`);

@@ -185,6 +185,27 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test('fail: a gap wider than a page of the walk is still found, in the database and in an export', async () => {
+      const t = await backend.open();
+      try {
+        await sql`insert into audit_events (at, actor, action, target, outcome, details)
+          select now(), 'u', 'test.bulk', g::text, 'ok', '{}'::jsonb from generate_series(1, 4600) g`.execute(t.db);
+        while ((await sealStream(t.db, 'audit_events', new Date())) > 0);
+        await checkpoint(t.db, 'audit_events', signer, new Date());
+        assert.equal((await verifyStream(t.db, 'audit_events')).ok, true);
+        await tamper(t.db, [sql`delete from chain_links where stream = 'audit_events' and position between 1000 and 3500`]);
+        const v = await verifyStream(t.db, 'audit_events');
+        assert.equal(v.ok, false);
+        assert.match(v.problem!.detail, /^the chain has no link at position 1000 /);
+        let text = '';
+        for await (const chunk of exportChain(t.db, new Date())) text += chunk;
+        const offline = await verifyChainExport((async function* () { yield* text.trimEnd().split('\n'); })(), [signer.publicKeyBlob]);
+        assert.match(offline.problem!, /^audit_events: the export has no record at position 1000 \(line \d+ is position 3501\)/);
+      } finally {
+        await t.cleanup();
+      }
+    });
+
     test('ok: sealers on two instances and writers at once: every record sealed exactly once', async () => {
       const t = await backend.open();
       try {
