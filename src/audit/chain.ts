@@ -71,8 +71,11 @@ async function head(db: Kysely<Database>, stream: Stream): Promise<Head> {
   return last ? { position: BigInt(last.position), chain: Buffer.from(last.chain_hash), seq: BigInt(last.record_seq) } : { position: 0n, chain: ZERO, seq: 0n };
 }
 
-/** Appends up to `limit` unsealed records of `stream` to its chain; returns how many. */
-export async function sealStream(db: Kysely<Database>, stream: Stream, now: Date, limit = 5000): Promise<number> {
+/**
+ * Appends up to `limit` unsealed records of `stream` to its chain; returns how many.
+ * A modest limit keeps memory bounded while a backlog is caught up on.
+ */
+export async function sealStream(db: Kysely<Database>, stream: Stream, now: Date, limit = 1000): Promise<number> {
   const { table, key, seq } = SPEC[stream];
   return db.transaction().execute(async (trx) => {
     // One sealer per stream at a time, across every instance.
