@@ -83,8 +83,8 @@ export async function startSshd(opts: SshdOptions, { stopAfter = true } = {}): P
   return server;
 }
 
-/** Starts sshd in `dir` and resolves once it listens; throws with sshd's log if it cannot. */
-async function launchSshd(dir: string, opts: SshdOptions): Promise<Sshd> {
+/** Starts sshd in `dir` and resolves once it listens; throws with sshd's log if it cannot. Needs no test runner (the benchmark uses it too). */
+export async function launchSshd(dir: string, opts: SshdOptions): Promise<Sshd> {
   const hostKey = path.join(dir, 'host_ed25519');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test-host', '-f', hostKey], { stdio: 'ignore' });
   const caFile = path.join(dir, 'trusted_user_ca_keys');
