@@ -18,9 +18,10 @@ import type { Signer } from '../ssh/signer.js';
 export type Stream = 'certificates' | 'audit_events';
 export const STREAMS: Stream[] = ['certificates', 'audit_events'];
 
-export const SPEC: Record<Stream, { table: string; key: string; seq: string }> = {
-  certificates: { table: 'certificates', key: 'serial', seq: 'seq' },
-  audit_events: { table: 'audit_events', key: 'id', seq: 'id' },
+export const SPEC: Record<Stream, { table: string; key: string; seq: string; storedHash: boolean }> = {
+  // The issuer stores each certificate's record hash as it writes the row (record_hash).
+  certificates: { table: 'certificates', key: 'serial', seq: 'seq', storedHash: true },
+  audit_events: { table: 'audit_events', key: 'id', seq: 'id', storedHash: false },
 };
 
 export const ZERO = Buffer.alloc(32);
@@ -46,9 +47,9 @@ export function recordHash(stream: Stream, row: Record<string, unknown>): Buffer
   return createHash('sha256').update(`${stream}\0${JSON.stringify(canonicalRecord(row))}`).digest();
 }
 
-/** A record's hashed content: its canonical form without its write order (`seq`). */
+/** A record's hashed content: its canonical form without its write order (`seq`) or stored hash. */
 export function canonicalRecord(row: Record<string, unknown>): unknown {
-  const { seq: _seq, ...content } = row;
+  const { seq: _seq, record_hash: _hash, ...content } = row;
   return canonical(content);
 }
 
@@ -76,25 +77,33 @@ async function head(db: Kysely<Database>, stream: Stream): Promise<Head> {
  * A modest limit keeps memory bounded while a backlog is caught up on.
  */
 export async function sealStream(db: Kysely<Database>, stream: Stream, now: Date, limit = 1000): Promise<number> {
-  const { table, key, seq } = SPEC[stream];
+  const { table, key, seq, storedHash } = SPEC[stream];
   return db.transaction().execute(async (trx) => {
     // One sealer per stream at a time, across every instance.
     await sql`select pg_advisory_xact_lock(hashtext(${`jit-ssh-chain:${stream}`}))`.execute(trx);
     const h = await head(trx as unknown as Kysely<Database>, stream);
     const from = h.seq > BigInt(LOOKBACK) ? h.seq - BigInt(LOOKBACK) : 0n;
-    const { rows } = await sql<Record<string, unknown>>`
-      select r.* from ${sql.table(table)} r
+    // Only order, key and stored hash: the record itself is read only when no hash was stored.
+    const { rows } = await sql<{ seq: string; key: string; hash: Buffer | null }>`
+      select r.${sql.ref(seq)}::text as seq, r.${sql.ref(key)}::text as key, ${storedHash ? sql`r.record_hash` : sql`null::bytea`} as hash
+      from ${sql.table(table)} r
       where r.${sql.ref(seq)} > ${from.toString()}
         and not exists (select 1 from chain_links l where l.stream = ${stream} and l.record_key = r.${sql.ref(key)}::text)
       order by r.${sql.ref(seq)} limit ${limit}`.execute(trx);
     if (rows.length === 0) return 0;
+    const missing = rows.filter((r) => r.hash === null).map((r) => r.key);
+    const computed = new Map<string, Buffer>();
+    if (missing.length > 0) {
+      const { rows: full } = await sql<Record<string, unknown>>`select * from ${sql.table(table)} where ${sql.ref(key)} = any(${missing}::bigint[])`.execute(trx);
+      for (const row of full) computed.set(String(row[key]), recordHash(stream, row));
+    }
     let position = h.position;
     let chain = h.chain;
     const links = rows.map((row) => {
-      const rh = recordHash(stream, row);
+      const rh = row.hash ? Buffer.from(row.hash) : computed.get(row.key)!;
       chain = chainHash(chain, rh);
       position += 1n;
-      return { stream, position: position.toString(), record_key: String(row[key]), record_seq: String(row[seq]), record_hash: rh, chain_hash: chain, sealed_at: now };
+      return { stream, position: position.toString(), record_key: row.key, record_seq: row.seq, record_hash: rh, chain_hash: chain, sealed_at: now };
     });
     for (let i = 0; i < links.length; i += 500) await trx.insertInto('chain_links').values(links.slice(i, i + 500)).execute();
     return links.length;

@@ -24,6 +24,11 @@ export interface CertificateRecord {
   issuedAt: Date;
 }
 
+/** The row as the database returns it (and as the audit chain hashes it), without `seq` and `record_hash`. */
+export function certificateContent(rec: CertificateRecord): Record<string, unknown> {
+  return { ...toRow(rec), critical_options: rec.criticalOptions };
+}
+
 function toRow(rec: CertificateRecord) {
   return {
     serial: rec.serial.toString(),
@@ -50,8 +55,8 @@ export async function insertCertificate(db: Db, rec: CertificateRecord): Promise
 }
 
 /** Several rows in one statement: all are committed, or none. */
-export async function insertCertificates(db: Db, recs: CertificateRecord[]): Promise<void> {
-  await db.insertInto('certificates').values(recs.map(toRow)).execute();
+export async function insertCertificates(db: Db, recs: Array<CertificateRecord & { recordHash?: Buffer }>): Promise<void> {
+  await db.insertInto('certificates').values(recs.map((r) => ({ ...toRow(r), record_hash: r.recordHash ?? null }))).execute();
 }
 
 function fromRow(r: CertificateRow): CertificateRecord {

@@ -22,6 +22,8 @@ export interface CertificatesTable {
   client_address: string | null;
   issued_at: Generated<Date>;
   seq: ColumnType<string, never, never>;
+  /** SHA-256 of the record's canonical form, by the writer; null for rows written otherwise. */
+  record_hash: ColumnType<Buffer | null, Buffer | null | undefined, never>;
 }
 
 export interface UsersTable {

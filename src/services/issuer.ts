@@ -5,7 +5,8 @@
 // row is committed; if the write fails, the signed bytes are dropped.
 
 import type { Kysely } from 'kysely';
-import { insertCertificates, type CertificateRecord } from '../db/certificates.js';
+import { recordHash } from '../audit/chain.js';
+import { certificateContent, insertCertificates, type CertificateRecord } from '../db/certificates.js';
 import { batchedWriter } from '../db/batch.js';
 import { isUniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
@@ -63,7 +64,7 @@ export function createIssuer(deps: IssuerDeps): Issuer {
   const nextSerial = deps.serial ?? randomSerial;
   // Rows written by concurrent issuances share a statement and its commit (see db/batch.ts);
   // each certificate is still returned only after the statement holding its row committed.
-  const writeRow = batchedWriter((recs: CertificateRecord[]) => insertCertificates(deps.db, recs));
+  const writeRow = batchedWriter((recs: Array<CertificateRecord & { recordHash: Buffer }>) => insertCertificates(deps.db, recs));
   return {
     async issue(input) {
       const key = parseUserPublicKey(input.publicKey);
@@ -83,7 +84,7 @@ export function createIssuer(deps: IssuerDeps): Issuer {
           criticalOptions: input.criticalOptions,
         });
         try {
-          await writeRow({
+          const record: CertificateRecord = {
             serial,
             keyId,
             username: input.username,
@@ -100,7 +101,9 @@ export function createIssuer(deps: IssuerDeps): Issuer {
             certificate: cert.text,
             clientAddress: input.clientAddress,
             issuedAt: now(),
-          });
+          };
+          // Hashed as it is written, so the audit chain takes it without reading it back.
+          await writeRow({ ...record, recordHash: recordHash('certificates', certificateContent(record)) });
         } catch (e) {
           // A random 63-bit serial colliding is rare but possible across many
           // instances; the primary key catches it, and a new serial is drawn.

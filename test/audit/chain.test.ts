@@ -206,6 +206,28 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test('ok/fail: the hash the issuer stored is what gets chained; a row without one is hashed from itself; a wrong one is caught', async () => {
+      const t = await backend.open();
+      try {
+        const serials = await seed(t.db, 3);
+        const { rows } = await sql<Record<string, unknown>>`select * from certificates where serial = ${serials[0]}`.execute(t.db);
+        assert.deepEqual(Buffer.from(rows[0]!['record_hash'] as Uint8Array), recordHash('certificates', rows[0]!), 'the stored hash is the hash of the row as read back');
+        // Written by something other than the issuer: no stored hash.
+        await sql`insert into certificates (serial, key_id, username, principals, valid_after, valid_before, extensions, critical_options, public_key_type, public_key_fingerprint, ca_key_fingerprint, certificate)
+          values (77, 'k', 'ops', '{deploy}', now(), now() + interval '1 hour', '{}', '{}', 'ssh-ed25519', 'SHA256:a', 'SHA256:b', 'c')`.execute(t.db);
+        // A row whose stored hash does not match what it holds (a writer lying, or a row changed before sealing).
+        await tamper(t.db, [sql`update certificates set username = 'mallory' where serial = ${serials[2]}`]);
+        while ((await sealStream(t.db, 'certificates', new Date())) > 0);
+        const v = await verifyStream(t.db, 'certificates');
+        assert.equal(v.ok, false);
+        assert.equal(v.problem!.record, serials[2]);
+        assert.match(v.problem!.detail, /was altered$/);
+        assert.equal(v.sealed, 2, 'the records before it, the issuer\'s and the one hashed from itself, check out');
+      } finally {
+        await t.cleanup();
+      }
+    });
+
     test('ok: sealers on two instances and writers at once: every record sealed exactly once', async () => {
       const t = await backend.open();
       try {

@@ -9,6 +9,9 @@ export async function up(db: Kysely<any>): Promise<void> {
   // The order in which certificates were written (the chain follows it).
   await sql`alter table certificates add column seq bigint generated always as identity`.execute(db);
   await sql`create unique index certificates_seq on certificates (seq)`.execute(db);
+  // The hash of the record as the issuer wrote it, so the sealer chains it without reading the
+  // record back; verify still recomputes every hash from the record itself.
+  await db.schema.alterTable('certificates').addColumn('record_hash', 'bytea').execute();
 
   await db.schema
     .createTable('chain_links')
@@ -121,4 +124,5 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop trigger certificates_append_only on certificates`.execute(db);
   await sql`drop trigger certificates_no_truncate on certificates`.execute(db);
   await sql`alter table certificates drop column seq`.execute(db);
+  await sql`alter table certificates drop column record_hash`.execute(db);
 }
