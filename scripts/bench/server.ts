@@ -90,6 +90,8 @@ export async function startBenchServer(opts: { databaseUrl: string | null; dataD
     JIT_SSH_DATA_DIR: opts.dataDir,
     JIT_SSH_POLICY: policy,
     JIT_SSH_PASSWORD_COST: '14',
+    // As `npm start` and the container image run it (see docs/benchmarks.md, memory).
+    MALLOC_ARENA_MAX: '2',
     PORT: String(port),
     ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl, JIT_SSH_SECRET_KEY: secretKey } : {}),
     ...opts.extraEnv,
