@@ -3,13 +3,16 @@
 // are parsed and checked once, and every problem is reported, one per line,
 // before anything starts.
 
-import { readFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { formatDuration, parseDuration } from './core/duration.js';
 import { GROUP_NAME } from './core/names.js';
+import { parseTrustedProxies, type TrustedProxies } from './http/forwarded.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -43,6 +46,18 @@ export interface ServerConfig {
    * null = the request's own. Form posts must come from it; https makes the session cookie Secure.
    */
   publicUrl: string | null;
+  /** Serve HTTPS with this certificate chain and key (PEM); null = plain HTTP (e.g. behind a TLS-terminating proxy). */
+  tls: TlsSettings | null;
+  /** Reverse proxies whose X-Forwarded-For / Forwarded names the client; null = none: the socket's peer is the client. */
+  trustedProxies: TrustedProxies | null;
+}
+
+export interface TlsSettings {
+  cert: Buffer;
+  key: Buffer;
+  /** The leaf certificate's subject and end of validity, for the start-up log. */
+  subject: string;
+  notAfter: Date;
 }
 
 export interface AuthSettings {
@@ -107,6 +122,9 @@ export const SERVER_SETTINGS = {
   webhookSecretFile: { env: 'JIT_SSH_WEBHOOK_SECRET_FILE', flag: 'webhook-secret-file', help: 'file holding JIT_SSH_WEBHOOK_SECRET' },
   passwordCost: { env: 'JIT_SSH_PASSWORD_COST', flag: 'password-cost', help: 'scrypt cost log2(N), 14-20 (default 16: 64 MiB, ~0.2 s)' },
   publicUrl: { env: 'JIT_SSH_PUBLIC_URL', flag: 'public-url', help: 'URL browsers use for the web pages, e.g. https://ca.example.com behind a TLS proxy' },
+  tlsCert: { env: 'JIT_SSH_TLS_CERT', flag: 'tls-cert', help: 'PEM certificate (chain) to serve HTTPS with; needs JIT_SSH_TLS_KEY' },
+  tlsKey: { env: 'JIT_SSH_TLS_KEY', flag: 'tls-key', help: 'PEM private key of JIT_SSH_TLS_CERT (not readable by others)' },
+  trustedProxies: { env: 'JIT_SSH_TRUSTED_PROXIES', flag: 'trusted-proxies', help: 'CIDRs of reverse proxies whose X-Forwarded-For/Forwarded names the client (default none: the socket peer)' },
 } as const;
 
 export const EXAMPLE_POLICY = fileURLToPath(new URL('../examples/policy.yaml', import.meta.url));
@@ -171,6 +189,9 @@ const schema = z.object({
     .string()
     .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol) && new URL(u).origin === u.replace(/\/$/, ''), 'must be an http(s) origin such as https://ca.example.com (no path)')
     .optional(),
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  trustedProxies: z.string().optional(),
 });
 
 /** A 32-byte key written as base64 (44 characters) or hex (64). */
@@ -218,6 +239,16 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
   } catch (e) {
     problems.push(`JIT_SSH_POLICY (--policy): cannot read ${policyPath}: ${(e as NodeJS.ErrnoException).code}`);
   }
+  const tls = loadTls(v.tlsCert ? path.resolve(cwd, v.tlsCert) : undefined, v.tlsKey ? path.resolve(cwd, v.tlsKey) : undefined, problems);
+  if (tls && v.publicUrl && new URL(v.publicUrl).protocol !== 'https:') {
+    problems.push('JIT_SSH_PUBLIC_URL (--public-url): must be https:// when the service serves HTTPS itself (JIT_SSH_TLS_CERT)');
+  }
+  let trustedProxies: TrustedProxies | null = null;
+  if (v.trustedProxies !== undefined) {
+    const parsed = parseTrustedProxies(v.trustedProxies);
+    for (const p of parsed.problems) problems.push(`JIT_SSH_TRUSTED_PROXIES (--trusted-proxies): ${p}`);
+    if (parsed.proxies.cidrs.length > 0) trustedProxies = parsed.proxies;
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     databaseUrl: v.databaseUrl ?? null,
@@ -235,6 +266,8 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     secretKey,
     webhookSecret: webhookText ? Buffer.from(webhookText, 'utf8') : null,
     publicUrl: v.publicUrl ? new URL(v.publicUrl).origin : null,
+    tls,
+    trustedProxies,
     adminSocket: v.adminSocket ? path.resolve(cwd, v.adminSocket) : path.join(dataDir, 'admin.sock'),
     auth: Object.freeze({
       tokenTtl: v.tokenTtl,
@@ -246,6 +279,52 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
       passwordCost: v.passwordCost,
     }),
   });
+}
+
+const TLS_CERT = 'JIT_SSH_TLS_CERT (--tls-cert)';
+const TLS_KEY = 'JIT_SSH_TLS_KEY (--tls-key)';
+
+/**
+ * Reads and checks the HTTPS certificate and key: both or neither, each
+ * readable PEM, the key not readable by others (as ssh insists for its keys)
+ * and the key the certificate's own. Every problem goes to `problems`.
+ */
+function loadTls(certFile: string | undefined, keyFile: string | undefined, problems: string[]): TlsSettings | null {
+  if (!certFile && !keyFile) return null;
+  if (!certFile || !keyFile) {
+    problems.push(`${certFile ? TLS_KEY : TLS_CERT}: required with ${certFile ? TLS_CERT : TLS_KEY}; HTTPS needs both a certificate and its key`);
+    return null;
+  }
+  const certText = readOr(certFile, TLS_CERT, problems);
+  const keyText = readOr(keyFile, TLS_KEY, problems);
+  if (certText === undefined || keyText === undefined) return null;
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(certText);
+  } catch {
+    problems.push(`${TLS_CERT}: ${certFile} is not a PEM certificate`);
+    return null;
+  }
+  try {
+    createPrivateKey(keyText);
+  } catch (e) {
+    const encrypted = /-----BEGIN (ENCRYPTED PRIVATE KEY|[A-Z ]*PRIVATE KEY-----\r?\nProc-Type: 4,ENCRYPTED)/.test(keyText) || /passphrase/i.test((e as Error).message);
+    problems.push(`${TLS_KEY}: ${keyFile} is not ${encrypted ? 'an unencrypted' : 'a readable'} PEM private key`);
+    return null;
+  }
+  const mode = statSync(keyFile).mode & 0o777;
+  if ((mode & 0o007) !== 0) {
+    problems.push(`${TLS_KEY}: ${keyFile} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); run: chmod 600 ${keyFile}`);
+    return null;
+  }
+  try {
+    createSecureContext({ cert: certText, key: keyText });
+  } catch (e) {
+    const mismatch = /mismatch/i.test((e as Error).message);
+    problems.push(mismatch ? `${TLS_KEY}: ${keyFile} is not the key of the certificate in ${certFile}` : `${TLS_CERT}: ${certFile} and ${keyFile} cannot be used together (${(e as Error).message.split('\n')[0]})`);
+    return null;
+  }
+  return { cert: Buffer.from(certText), key: Buffer.from(keyText), subject: leaf.subject.replace(/\n/g, ', '), notAfter: new Date(leaf.validTo) };
 }
 
 function readOr(file: string, name: string, problems: string[]): string | undefined {

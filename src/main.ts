@@ -4,6 +4,7 @@
 
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { serve } from '@hono/node-server';
 import { createIssuer, type Issuer } from './services/issuer.js';
 import { createAuthService, createStepUpVerifier, type AuthService } from './services/auth.js';
@@ -19,7 +20,7 @@ import { createRevocationService, type RevocationService } from './services/revo
 import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
 import { createAdminApp } from './http/admin-app.js';
 import { listenAdminSocket } from './http/admin-socket.js';
-import { socketAddress } from './http/client-address.js';
+import { clientAddressResolver } from './http/client-address.js';
 import type { ServerConfig } from './config.js';
 import { migrate, openDatabase, type DbHandle } from './db/index.js';
 import { pruneSessions } from './db/sessions.js';
@@ -41,12 +42,24 @@ export interface CaKeys {
   retiredKeys: string[];
 }
 
-/** Loads the CA key (generating the default one on first start) and the keys still trusted beside it. */
-export async function loadCaKeys(config: ServerConfig, logger: Logger): Promise<CaKeys> {
+/**
+ * The CA's signer: every use of the CA private key (certificates, the KRL's
+ * and /v1/ca.pub's SSHSIG signatures, the audit log's checkpoints) goes
+ * through the Signer this returns, in the server and in every jit-ssh-ca
+ * command. This is the one place to plug in a key held elsewhere (a KMS, an
+ * HSM through PKCS#11, ssh-agent): return your own Signer here
+ * (docs/security.md, "Keeping the CA key in a KMS or HSM").
+ */
+export async function openCaSigner(config: ServerConfig, logger: Logger): Promise<Signer> {
   if (config.caKeyGenerated && (await generateCaKey(config.caKeyPath))) {
     logger.info('generated a new ed25519 CA key', { path: config.caKeyPath });
   }
-  const signer = await loadCaKey(config.caKeyPath, config.caKeyPassphrase ?? undefined);
+  return loadCaKey(config.caKeyPath, config.caKeyPassphrase ?? undefined);
+}
+
+/** Loads the CA signer (`given`, else openCaSigner's) and the keys still trusted beside it. */
+export async function loadCaKeys(config: ServerConfig, logger: Logger, given?: Signer): Promise<CaKeys> {
+  const signer = given ?? (await openCaSigner(config, logger));
   const extra = config.trustedCaKeysPath ? await loadTrustedKeys(config.trustedCaKeysPath) : { trusted: [], retired: [] };
   const seen = new Set<string>();
   const once = (line: string) => {
@@ -87,13 +100,18 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
+export interface StartOptions {
+  /** A CA signer made elsewhere (tests; an embedding program with its own KMS signer); default openCaSigner's. */
+  signer?: Signer;
+}
+
+export async function startServer(config: ServerConfig, logger: Logger, opts: StartOptions = {}): Promise<RunningServer> {
   // The policy first: an invalid file stops start-up before anything opens.
   const policyStore = await createPolicyStore(config.policyPath);
   if (policyStore.current().webhooks.length > 0 && !config.webhookSecret) {
     logger.warn('webhooks are configured but JIT_SSH_WEBHOOK_SECRET is not: their bodies go unsigned');
   }
-  const keys = await loadCaKeys(config, logger);
+  const keys = await loadCaKeys(config, logger, opts.signer);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -136,7 +154,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     caPublicKeysSignature: () => (caKeysSignature ??= sshsign(keys.signer, CA_KEYS_NAMESPACE, Buffer.from(caPublicKeysText(keys.publicKeys)))),
     ready: () => database.ping(),
     auth,
-    clientAddress: socketAddress,
+    clientAddress: clientAddressResolver(config.trustedProxies),
     requests,
     certificates,
     reloadPolicy,
@@ -154,7 +172,10 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
 
   let server: Server;
   const address = await new Promise<AddressInfo>((resolve, reject) => {
-    server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, resolve) as Server;
+    // With a certificate and key the service speaks HTTPS itself (TLS 1.2 or later); otherwise
+    // plain HTTP, for loopback or behind a TLS-terminating proxy.
+    const tls = config.tls ? { createServer: createHttpsServer, serverOptions: { cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' as const } } : {};
+    server = serve({ fetch: app.fetch, hostname: config.host, port: config.port, ...tls }, resolve) as Server;
     server.once('error', reject);
   }).catch(async (e: NodeJS.ErrnoException) => {
     await adminSocket.close();
@@ -163,7 +184,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     throw new Error(`cannot listen on ${config.host}:${config.port}: ${e.message}`);
   });
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`;
   logger.info('listening', {
     url,
     database: database.kind,
@@ -171,7 +192,12 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     ca_fingerprint: keys.signer.fingerprint,
     trusted_ca_keys: keys.publicKeys.length,
     admin_socket: config.adminSocket,
+    ...(config.tls ? { tls_subject: config.tls.subject, tls_not_after: config.tls.notAfter.toISOString() } : {}),
+    ...(config.trustedProxies ? { trusted_proxies: config.trustedProxies.cidrs } : {}),
   });
+  if (config.tls && config.tls.notAfter.getTime() < Date.now()) {
+    logger.warn('the TLS certificate has expired: clients will refuse it', { tls_not_after: config.tls.notAfter.toISOString() });
+  }
 
   // Housekeeping: ended sessions and idle login counters are dropped after a
   // day (the audit log keeps the history). Any instance may do it; it is idempotent.

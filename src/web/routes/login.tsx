@@ -61,8 +61,9 @@ export function loginRoutes(deps: WebDeps) {
       // A new token replaces the refused one, in the cookie and the re-shown form, so the next try works (cookies must be enabled).
       return again(403, 'The login form had expired or did not come from this site. Please try again (cookies must be enabled).', true);
     }
+    // Outside the try: an unreadable proxy chain is its own error page, not "enter your user name".
+    const clientAddress = deps.clientAddress(c);
     try {
-      const clientAddress = deps.clientAddress(c);
       const out = await deps.auth.login({ username: form['username'], password: form['password'], totp: (form['totp'] ?? '').trim(), clientAddress, audience: 'web' });
       // The session this browser held until now is replaced: end it, or it would live on where no logout reaches.
       const replaced = c.get('sessionToken');
