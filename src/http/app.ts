@@ -9,6 +9,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { DomainError, RateLimitedError } from '../core/errors.js';
 import { errorFields, type Logger } from '../log.js';
 import { accessLog } from './middleware/access-log.js';
+import { noCors } from './middleware/no-cors.js';
 import { requestId } from './middleware/request-id.js';
 import { HttpProblem, problem, STATUS_OF } from './problem.js';
 import { adminRoutes, type AdminRoutesDeps } from './routes/admin.js';
@@ -33,6 +34,7 @@ export function createApp(deps: AppDeps) {
   app.use(requestId());
   app.use(accessLog(deps.logger));
   app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
+  app.use(noCors());
   app.use('/v1/*', async function noStore(c, next) {
     await next();
     // On the response's own headers: c.header() after the handler would rebuild the
