@@ -3,7 +3,7 @@
 // string, nothing trailing) plus signature verification. Used to check what we
 // mint and, later, to read certificates back.
 
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { SshReader, WireError } from './wire.js';
 
 export interface ParsedCertificate {
@@ -61,13 +61,31 @@ function parseTuples(buf: Buffer, what: string): Map<string, string> {
   return out;
 }
 
+/** A CA key from its JWK; a key node:crypto cannot import (a point off the curve, say) is an encoding fault. */
+function importKey(jwk: JsonWebKey, type: string): KeyObject {
+  try {
+    return createPublicKey({ key: jwk, format: 'jwk' });
+  } catch {
+    throw new WireError(`the CA ${type} key is not a valid public key`);
+  }
+}
+
+/** A signature check; a signature node:crypto cannot even read does not verify. */
+function verify(hash: string | null, data: Buffer, key: KeyObject | { key: KeyObject; dsaEncoding: 'ieee-p1363' }, signature: Buffer): boolean {
+  try {
+    return cryptoVerify(hash, data, key, signature);
+  } catch {
+    return false;
+  }
+}
+
 function caPublicKey(blob: Buffer): { type: string; key: KeyObject } {
   const r = new SshReader(blob);
   const type = r.text('CA key type');
   if (type === 'ssh-ed25519') {
     const x = r.string('ed25519 key');
     r.end('CA key');
-    return { type, key: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url') }, format: 'jwk' }) };
+    return { type, key: importKey({ kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url') }, type) };
   }
   if (type.startsWith('ecdsa-sha2-')) {
     const crv = { nistp256: 'P-256', nistp384: 'P-384', nistp521: 'P-521' }[r.text('curve')];
@@ -75,19 +93,13 @@ function caPublicKey(blob: Buffer): { type: string; key: KeyObject } {
     r.end('CA key');
     if (!crv || point[0] !== 4) throw new WireError('unsupported CA ecdsa key');
     const n = (point.length - 1) / 2;
-    return {
-      type,
-      key: createPublicKey({
-        key: { kty: 'EC', crv, x: point.subarray(1, 1 + n).toString('base64url'), y: point.subarray(1 + n).toString('base64url') },
-        format: 'jwk',
-      }),
-    };
+    return { type, key: importKey({ kty: 'EC', crv, x: point.subarray(1, 1 + n).toString('base64url'), y: point.subarray(1 + n).toString('base64url') }, type) };
   }
   if (type === 'ssh-rsa') {
     const e = r.mpint('rsa e');
     const n = r.mpint('rsa n');
     r.end('CA key');
-    return { type, key: createPublicKey({ key: { kty: 'RSA', e: e.toString('base64url'), n: n.toString('base64url') }, format: 'jwk' }) };
+    return { type, key: importKey({ kty: 'RSA', e: e.toString('base64url'), n: n.toString('base64url') }, type) };
   }
   throw new WireError(`unsupported CA key type ${type}`);
 }
