@@ -82,12 +82,14 @@ export async function verifyChainExport(lines: AsyncIterable<string>, trustedKey
   for await (const line of lines) {
     n++;
     if (line.trim() === '') continue;
-    let item: Record<string, unknown>;
+    let parsed: unknown;
     try {
-      item = JSON.parse(line);
+      parsed = JSON.parse(line);
     } catch {
       return fail(`line ${n} is not JSON`);
     }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return fail(`line ${n} is not a JSON object`);
+    const item = parsed as Record<string, unknown>;
     if (!header) {
       if (item['type'] !== 'header' || item['format'] !== EXPORT_FORMAT) return fail(`line ${n}: not a ${EXPORT_FORMAT} export`);
       header = true;
@@ -111,8 +113,10 @@ export async function verifyChainExport(lines: AsyncIterable<string>, trustedKey
       if (position !== s.next - 1n) return fail(`${stream}: checkpoint at position ${position} is out of place (the records before it were cut or reordered)`);
       const chain = s.chain;
       if (chain.toString('hex') !== item['chain']) return fail(`${stream}: checkpoint at position ${position} does not match the records (a record before it was altered)`);
+      const at = typeof item['at'] === 'string' ? new Date(item['at']) : null;
+      if (!at || Number.isNaN(at.getTime())) return fail(`${stream}: checkpoint at position ${position} has no valid time`);
       try {
-        sshverify(String(item['signature']), CHECKPOINT_NAMESPACE, Buffer.from(checkpointText(stream, position, chain, new Date(String(item['at'])))), trustedKeys);
+        sshverify(String(item['signature']), CHECKPOINT_NAMESPACE, Buffer.from(checkpointText(stream, position, chain, at)), trustedKeys);
       } catch (e) {
         return fail(`${stream}: checkpoint at position ${position}: ${(e as Error).message}`);
       }

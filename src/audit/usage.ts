@@ -17,6 +17,15 @@ const ISO_PREFIX = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2
 const SYSLOG_PREFIX = /^([A-Z][a-z]{2})\s+(\d{1,2}) (\d{2}):(\d{2}):(\d{2})\s+(\S+)\s+sshd/;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const MAX_SERIAL = (1n << 63n) - 1n;
+// sshd formats a log message into 1 KiB (MSGBUFSIZ); with a syslog or journal prefix a login line
+// stays far below this. A longer line is not sshd's, and is not scanned: the pattern's cost grows
+// with the square of a line made of many "Accepted publickey" look-alikes.
+const MAX_LINE = 8192;
+// sshd escapes control characters in what it logs (strnvis): a line holding one is not sshd's
+// (and PostgreSQL refuses NUL in text). Nor is a time no timestamp column can hold.
+const CONTROL = /[\x00-\x08\x0a-\x0c\x0e-\x1f\x7f]/;
+const EARLIEST = Date.parse('0001-01-01T00:00:00Z');
+const LATEST = Date.parse('9999-12-31T23:59:59.999Z');
 /** Lines per database round trip. */
 const BATCH = 500;
 
@@ -34,8 +43,9 @@ export interface LoginSeen {
  * without a syslog time stamp (sshd -E, journalctl -o cat) take `defaults`.
  */
 export function parseSshdLine(line: string, defaults: { host: string; now: Date }): LoginSeen | null {
+  if (line.length > MAX_LINE || CONTROL.test(line)) return null;
   const m = ACCEPTED.exec(line);
-  if (!m) return null;
+  if (!m || Number(m[3]) > 65535) return null;
   let at = defaults.now;
   let host = defaults.host;
   const iso = ISO_PREFIX.exec(line);
@@ -50,6 +60,7 @@ export function parseSshdLine(line: string, defaults: { host: string; now: Date 
     at = make(year) > defaults.now ? make(year - 1) : make(year);
     host = sys[6]!;
   }
+  if (!(at.getTime() >= EARLIEST && at.getTime() <= LATEST)) return null;
   return { login: m[1]!, source: m[2]!, port: Number(m[3]), serial: m[4]!, host, at };
 }
 
