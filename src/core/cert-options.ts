@@ -15,7 +15,8 @@ export const KNOWN_EXTENSIONS = [
 // A principal is compared byte for byte with a login name (or a line of an
 // AuthorizedPrincipalsFile). Characters outside this set are either never part
 // of a user name or have meaning to sshd (',' separates, '*' '?' '!' match).
-const PRINCIPAL = /^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,255}$/;
+export const PRINCIPAL_MAX_LENGTH = 256;
+const PRINCIPAL = new RegExp(`^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,${PRINCIPAL_MAX_LENGTH - 1}}$`);
 
 export function validPrincipal(p: string): boolean {
   return PRINCIPAL.test(p);

@@ -3,6 +3,13 @@
 const UNIT: Record<string, number> = { d: 86_400, h: 3_600, m: 60, s: 1 };
 const FORM = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
 
+/**
+ * The longest grant, extension or request time to live anyone may ask for or a
+ * policy may name: a year and a day. Just-in-time access is counted in hours;
+ * the bound keeps every end time one a date (and the database) can hold.
+ */
+export const LONGEST_GRANT = 366 * 86_400;
+
 /** Parses a duration into seconds; returns null for anything else (including "" and "0s"). */
 export function parseDuration(text: string): number | null {
   if (typeof text !== 'string' || text.length === 0 || text.length > 32) return null;

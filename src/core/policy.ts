@@ -4,10 +4,10 @@
 // silently weaken a policy.
 
 import { createHash } from 'node:crypto';
-import { parseDocument } from 'yaml';
+import { Parser, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { KNOWN_EXTENSIONS, validPrincipal, validSourceAddress } from './cert-options.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { KNOWN_EXTENSIONS, PRINCIPAL_MAX_LENGTH, validPrincipal, validSourceAddress } from './cert-options.js';
+import { formatDuration, LONGEST_GRANT, parseDuration } from './duration.js';
 import { GROUP_NAME, USER_NAME } from './names.js';
 import { NOTIFICATION_EVENTS, type Policy, type Role, type Subject, type TimeWindow } from './policy-types.js';
 
@@ -21,7 +21,11 @@ export class PolicyError extends Error {
 const ROLE_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const DAY_NAMES = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 
-const duration = z.string().refine((v) => parseDuration(v) !== null, 'must be a duration such as 30m, 2h or 1h30m');
+const duration = z.string().superRefine((v, ctx) => {
+  const seconds = parseDuration(v);
+  if (seconds === null) ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30m, 2h or 1h30m' });
+  else if (seconds > LONGEST_GRANT) ctx.addIssue({ code: 'custom', message: `must be at most ${formatDuration(LONGEST_GRANT)}` });
+});
 const groupName = z.string().regex(GROUP_NAME, 'must be a group name (lower case, digits, _ . -)');
 const userName = z.string().regex(USER_NAME, 'must be a user name (lower case, digits, _ . -)');
 const subject = z.string().refine((v) => {
@@ -32,11 +36,16 @@ const principal = z.string().superRefine((p, ctx) => {
   if (validPrincipal(p)) return;
   const why =
     p === '' ? 'is empty'
+    : p.length > PRINCIPAL_MAX_LENGTH ? `is ${p.length} characters long (at most ${PRINCIPAL_MAX_LENGTH})`
     : /[,]/.test(p) ? 'contains a comma (sshd would read two principals)'
     : /[*?!]/.test(p) ? 'contains a wildcard'
     : /\s/.test(p) ? 'contains whitespace or a newline'
+    : /[\x00-\x1f\x7f]/.test(p) ? 'contains a NUL or another control character'
+    : /^[-@.+]/.test(p) ? `starts with "${p[0]}" (a login name starts with a letter, digit or _)`
     : 'has characters a login name cannot have';
-  ctx.addIssue({ code: 'custom', message: `principal ${JSON.stringify(p)} ${why}` });
+  // JSON quoting shows control characters escaped; a long one is cut so the message stays one readable line.
+  const shown = JSON.stringify(p.length > 64 ? `${p.slice(0, 64)}…` : p);
+  ctx.addIssue({ code: 'custom', message: `principal ${shown} ${why}` });
 });
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time HH:MM between 00:00 and 23:59');
 const timezone = z.string().refine((tz) => {
@@ -93,10 +102,44 @@ const secs = (d: string | undefined, fallback: number) => (d === undefined ? fal
 const minutes = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3));
 const subjects = (list: string[]): Subject[] => list.map((s) => ({ kind: s.startsWith('group:') ? 'group' : 'user', name: s.slice(s.indexOf(':') + 1) }));
 
+/** Far more than any policy needs (a role's window is 5 levels down); far less than would exhaust the stack. */
+const MAX_DEPTH = 32;
+const MAX_CHARS = 1024 * 1024;
+
+/**
+ * How deeply the YAML text nests collections, from yaml's syntax tree (read
+ * without recursion). The composer recurses once per level: a file nested a few
+ * thousand levels deep overflows the stack, and a stack overflow there can leave
+ * V8 unable to run the next parse at all, so such a file must never reach it.
+ */
+function nestingDepth(text: string): number {
+  let max = 0;
+  const todo: Array<[unknown, number]> = [];
+  for (const token of new Parser().parse(text)) todo.push([token, 0]);
+  for (let item = todo.pop(); item; item = todo.pop()) {
+    const [node, depth] = item;
+    const type = (node as { type?: unknown }).type;
+    const here = type === 'block-map' || type === 'block-seq' || type === 'flow-collection' ? depth + 1 : depth;
+    if (here > max) max = here;
+    if (max > MAX_DEPTH) break;
+    for (const child of Array.isArray(node) ? node : Object.values(node as object)) if (child !== null && typeof child === 'object') todo.push([child, here]);
+  }
+  return max;
+}
+
 export function parsePolicy(text: string): Policy {
+  if (text.length > MAX_CHARS) throw new PolicyError([`(top level): the file is longer than ${MAX_CHARS} characters`]);
+  if (nestingDepth(text) > MAX_DEPTH) throw new PolicyError([`YAML: nested more than ${MAX_DEPTH} levels deep`]);
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) throw new PolicyError(doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
-  const parsed = fileSchema.safeParse(doc.toJS({ maxAliasCount: 50 }) ?? {});
+  let data: unknown;
+  try {
+    // Aliases are expanded here: one to an anchor not yet defined, or so many that they multiply the document, is refused.
+    data = doc.toJS({ maxAliasCount: 50 });
+  } catch (e) {
+    throw new PolicyError([`YAML: ${(e as Error).message.split('\n')[0]}`]);
+  }
+  const parsed = fileSchema.safeParse(data ?? {});
   if (!parsed.success) throw new PolicyError(parsed.error.issues.map((i) => `${pathOf(i.path)}: ${i.message}`));
   const raw = parsed.data;
   const problems: string[] = [];

@@ -45,13 +45,25 @@ test('ok-defaults: durations, extensions and window fall back to documented defa
 });
 
 const failures: Array<[string, string, string[]]> = [
-  ['fail-dangerous-principals', 'roles:\n  web:\n    principals: ["a,b", "*", "root\\nadmin", "", "-x", " x"]\n    requesters: [group:eng]\n    approval: {approvers: [group:l], required: 1}\n', [
+  ['fail-dangerous-principals', `roles:\n  web:\n    principals: ["a,b", "*", "root\\nadmin", "", "-x", " x", "a\\0b", "@admins", "${'x'.repeat(257)}", "db?", "a\\tb", "a\\x1bb", "!root", "héllo", ".x"]\n    requesters: [group:eng]\n    approval: {approvers: [group:l], required: 1}\n`, [
     'roles.web.principals[0]: principal "a,b" contains a comma (sshd would read two principals)',
     'roles.web.principals[1]: principal "*" contains a wildcard',
     'roles.web.principals[2]: principal "root\\nadmin" contains whitespace or a newline',
     'roles.web.principals[3]: principal "" is empty',
-    'roles.web.principals[4]: principal "-x" has characters a login name cannot have',
+    'roles.web.principals[4]: principal "-x" starts with "-" (a login name starts with a letter, digit or _)',
     'roles.web.principals[5]: principal " x" contains whitespace or a newline',
+    'roles.web.principals[6]: principal "a\\u0000b" contains a NUL or another control character',
+    'roles.web.principals[7]: principal "@admins" starts with "@" (a login name starts with a letter, digit or _)',
+    `roles.web.principals[8]: principal "${'x'.repeat(64)}…" is 257 characters long (at most 256)`,
+    'roles.web.principals[9]: principal "db?" contains a wildcard',
+    'roles.web.principals[10]: principal "a\\tb" contains whitespace or a newline',
+    'roles.web.principals[11]: principal "a\\u001bb" contains a NUL or another control character',
+    'roles.web.principals[12]: principal "!root" contains a wildcard',
+    'roles.web.principals[13]: principal "héllo" has characters a login name cannot have',
+    'roles.web.principals[14]: principal ".x" starts with "." (a login name starts with a letter, digit or _)',
+  ]],
+  ['fail-principal-one-past-the-longest', `roles:\n  web:\n    principals: ["${'x'.repeat(256)}", "${'y'.repeat(257)}"]\n    requesters: [group:eng]\n    approval: {approvers: [group:l], required: 1}\n`, [
+    `roles.web.principals[1]: principal "${'y'.repeat(64)}…" is 257 characters long (at most 256)`,
   ]],
   ['fail-no-principals', 'roles:\n  web:\n    principals: []\n    requesters: [group:eng]\n    approval: {approvers: [group:l], required: 1}\n', ['roles.web.principals: must list at least one principal (sshd refuses certificates without)']],
   ['fail-duplicate-principal', 'roles:\n  web:\n    principals: [a, a]\n    requesters: [group:eng]\n    approval: {approvers: [group:l], required: 1}\n', ['roles.web.principals: lists the same principal twice']],
