@@ -32,3 +32,20 @@ export class RateLimitedError extends DomainError {
     super('rate_limited', message);
   }
 }
+
+/**
+ * The service cannot do its work just now (its database is down or does not
+ * answer in time); nothing was done that the caller was told of. `retryAfter`
+ * seconds until trying again makes sense.
+ */
+export class UnavailableError extends DomainError {
+  override name = 'UnavailableError';
+  constructor(
+    message: string,
+    readonly retryAfter = 5,
+    options?: { cause?: unknown },
+  ) {
+    super('unavailable', message);
+    if (options && 'cause' in options) this.cause = options.cause;
+  }
+}

@@ -7,6 +7,8 @@
 // from a statement run after the request arrived, and a write is acknowledged
 // only once the statement holding it has committed.
 
+import { isDatabaseUnavailable } from './errors.js';
+
 /** Collects keys until the event loop turns, then looks them all up with one call. */
 export function batchedLookup<K, V>(lookup: (keys: K[]) => Promise<Map<K, V>>, opts: { max?: number } = {}): (key: K) => Promise<V | undefined> {
   const max = opts.max ?? 256;
@@ -37,7 +39,8 @@ export function batchedLookup<K, V>(lookup: (keys: K[]) => Promise<Map<K, V>>, o
 /**
  * Writes items in groups: while one group's statement runs, new items queue
  * for the next. When a group fails, each of its items is written alone, so an
- * item fails only for its own fault (a duplicate key, say), never another's.
+ * item fails only for its own fault (a duplicate key, say), never another's;
+ * when it fails for want of the database, every item of the group fails at once.
  */
 export function batchedWriter<T>(write: (items: T[]) => Promise<void>, opts: { max?: number; concurrency?: number } = {}): (item: T) => Promise<void> {
   const max = opts.max ?? 256;
@@ -53,7 +56,10 @@ export function batchedWriter<T>(write: (items: T[]) => Promise<void>, opts: { m
       write(group.map((g) => g.item))
         .then(
           () => group.forEach((g) => g.resolve()),
-          async () => {
+          async (e: unknown) => {
+            // Without the database, writing one by one would only fail again, slower; and a statement
+            // whose connection broke may or may not have committed: its items fail, none is answered "written".
+            if (isDatabaseUnavailable(e)) return group.forEach((g) => g.reject(e));
             if (group.length === 1) return write([group[0]!.item]).then(group[0]!.resolve, group[0]!.reject);
             await Promise.all(group.map((g) => write([g.item]).then(g.resolve, g.reject)));
           },

@@ -4,10 +4,10 @@
 
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
+import { Kysely, Migrator, sql } from 'kysely';
 import { migrationProvider } from './migrations/index.js';
 import { PGliteDialect } from './pglite-dialect.js';
+import { createPool, GuardedPostgresDialect } from './postgres.js';
 import type { Database } from './schema.js';
 
 export type { Database } from './schema.js';
@@ -90,18 +90,9 @@ async function openEmbedded(dataDir: string | null): Promise<{ db: Kysely<Databa
 }
 
 function openPostgres(url: string, opts: OpenOptions): Kysely<Database> {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: opts.poolSize ?? 20,
-    // Bounded waits: with the database down, requests fail fast instead of hanging.
-    connectionTimeoutMillis: 5_000,
-    query_timeout: 15_000,
-    idleTimeoutMillis: 30_000,
-    application_name: 'jit-ssh',
-  });
-  // An idle client losing its connection emits 'error' on the pool; unhandled, it would kill the process.
-  pool.on('error', (err) => opts.onPoolError?.(err));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // Bounded waits, connections dropped when they stop answering, failures as `unavailable` (see postgres.ts).
+  const pool = createPool(url, { max: opts.poolSize ?? 20, onError: opts.onPoolError });
+  return new Kysely<Database>({ dialect: new GuardedPostgresDialect(pool) });
 }
 
 export async function openDatabase(opts: OpenOptions): Promise<DbHandle> {

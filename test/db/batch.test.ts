@@ -64,3 +64,14 @@ test('ok: with a statement in flight, later writes group into the next one', asy
   await Promise.all([first, ...rest]);
   assert.deepEqual(statements, [[1], [2, 3, 4]]);
 });
+
+test('fail: a group that fails for want of the database fails every item at once, none written alone (its commit is unknown)', async () => {
+  const statements: number[][] = [];
+  const write = batchedWriter(async (items: number[]) => {
+    statements.push(items);
+    throw new Error('Connection terminated unexpectedly');
+  }, { concurrency: 1 });
+  const results = await Promise.allSettled([1, 2, 3].map(write));
+  assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+  assert.deepEqual(statements, [[1, 2, 3]], 'no item is retried alone: with the connection lost during its commit, a retry could only confuse');
+});
