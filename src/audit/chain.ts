@@ -73,14 +73,18 @@ async function head(db: Kysely<Database>, stream: Stream): Promise<Head> {
 }
 
 /**
- * Appends up to `limit` unsealed records of `stream` to its chain; returns how many.
+ * Appends up to `limit` unsealed records of `stream` to its chain; returns how many
+ * (0 also when another instance is sealing the stream just now).
  * A modest limit keeps memory bounded while a backlog is caught up on.
  */
 export async function sealStream(db: Kysely<Database>, stream: Stream, now: Date, limit = 1000): Promise<number> {
   const { table, key, seq, storedHash } = SPEC[stream];
   return db.transaction().execute(async (trx) => {
-    // One sealer per stream at a time, across every instance.
-    await sql`select pg_advisory_xact_lock(hashtext(${`jit-ssh-chain:${stream}`}))`.execute(trx);
+    // One sealer per stream at a time, across every instance. One that finds another at work
+    // leaves it to them instead of queueing behind: the records are sealed either way, and a
+    // hung instance holding the lock (ended by idle_in_transaction_session_timeout) blocks nobody.
+    const { rows: locked } = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${`jit-ssh-chain:${stream}`})) as ok`.execute(trx);
+    if (!locked[0]?.ok) return 0;
     const h = await head(trx as unknown as Kysely<Database>, stream);
     const from = h.seq > BigInt(LOOKBACK) ? h.seq - BigInt(LOOKBACK) : 0n;
     // Only order, key and stored hash: the record itself is read only when no hash was stored.

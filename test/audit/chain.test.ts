@@ -265,3 +265,25 @@ describe('least privilege (postgres)', { skip: POSTGRES_URL ? false : 'set TEST_
     }
   });
 });
+
+describe('sealers on several instances (postgres)', { skip: POSTGRES_URL ? false : 'set TEST_DATABASE_URL' }, () => {
+  test('ok: a sealer finding another at work leaves the stream to it at once instead of waiting; the records are sealed when it is done', async () => {
+    const t = await BACKENDS.find((b) => b.name === 'postgres')!.open();
+    try {
+      await seed(t.db, 3);
+      // Another instance's sealer, in the middle of its transaction.
+      await t.db.transaction().execute(async (other) => {
+        await sql`select pg_advisory_xact_lock(hashtext('jit-ssh-chain:certificates'))`.execute(other);
+        const t0 = Date.now();
+        assert.equal(await sealStream(t.db, 'certificates', new Date()), 0);
+        assert.ok(Date.now() - t0 < 2_000, 'it did not queue behind the lock');
+        assert.equal(await sealStream(t.db, 'audit_events', new Date()), 3, 'the other stream is not held');
+      });
+      assert.equal(await sealStream(t.db, 'certificates', new Date()), 3);
+      const v = await verifyStream(t.db, 'certificates');
+      assert.deepEqual([v.ok, v.sealed, v.unsealed], [true, 3, 0]);
+    } finally {
+      await t.cleanup();
+    }
+  });
+});
