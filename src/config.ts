@@ -34,6 +34,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Seconds in-flight requests get to finish on SIGTERM before the process exits anyway. */
   shutdownTimeout: number;
+  /** Seconds within which every request is answered (503 past it, e.g. while the database hangs); auditors' log walks excepted. */
+  requestTimeout: number;
   /** Key encrypting secrets at rest (TOTP seeds); null = the generated `dataDir/secret.key` (embedded database only). */
   secretKey: Buffer | null;
   /** Unix socket for local administration (`jit-ssh-ca user ...` while the server runs). */
@@ -109,6 +111,7 @@ export const SERVER_SETTINGS = {
   bodyLimit: { env: 'JIT_SSH_BODY_LIMIT', flag: 'body-limit', help: 'largest request body in bytes (default 65536)' },
   logLevel: { env: 'JIT_SSH_LOG_LEVEL', flag: 'log-level', help: 'debug, info, warn or error (default info)' },
   shutdownTimeout: { env: 'JIT_SSH_SHUTDOWN_TIMEOUT', flag: 'shutdown-timeout', help: 'seconds to drain requests on SIGTERM (default 10)' },
+  requestTimeout: { env: 'JIT_SSH_REQUEST_TIMEOUT', flag: 'request-timeout', help: 'every request is answered within this, 503 past it (default 10s)' },
   secretKey: { env: 'JIT_SSH_SECRET_KEY', flag: null, help: '32-byte key (base64 or hex) encrypting secrets at rest; required with DATABASE_URL' },
   secretKeyFile: { env: 'JIT_SSH_SECRET_KEY_FILE', flag: 'secret-key-file', help: 'file holding JIT_SSH_SECRET_KEY' },
   adminSocket: { env: 'JIT_SSH_ADMIN_SOCKET', flag: 'admin-socket', help: 'local admin socket (default DATA_DIR/admin.sock)' },
@@ -172,6 +175,7 @@ const schema = z.object({
   bodyLimit: intIn(1024, 64 * 1024 * 1024).default(65536),
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   shutdownTimeout: intIn(0, 3600).default(10),
+  requestTimeout: duration(1, 600).default(10),
   secretKey: z.string().optional(),
   secretKeyFile: z.string().optional(),
   adminSocket: z.string().optional(),
@@ -263,6 +267,7 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     bodyLimit: v.bodyLimit,
     logLevel: v.logLevel,
     shutdownTimeout: v.shutdownTimeout,
+    requestTimeout: v.requestTimeout,
     secretKey,
     webhookSecret: webhookText ? Buffer.from(webhookText, 'utf8') : null,
     publicUrl: v.publicUrl ? new URL(v.publicUrl).origin : null,

@@ -17,6 +17,7 @@ import { PolicyError } from './core/policy.js';
 import { appendEvent } from './db/audit-events.js';
 import { createAuditService, startSealer, type AuditService } from './services/audit.js';
 import { createRevocationService, type RevocationService } from './services/revocation.js';
+import { every } from './services/periodic.js';
 import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
 import { createAdminApp } from './http/admin-app.js';
 import { listenAdminSocket } from './http/admin-socket.js';
@@ -161,6 +162,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     audit,
     krl: () => revocation.krl(),
     web: { stepUp: createStepUpVerifier({ db: database.db, box, settings: config.auth }), publicUrl: config.publicUrl },
+    requestTimeoutMs: config.requestTimeout * 1000,
   });
   let adminSocket: { close(): Promise<void> };
   try {
@@ -201,26 +203,19 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
 
   // Housekeeping: ended sessions and idle login counters are dropped after a
   // day (the audit log keeps the history). Any instance may do it; it is idempotent.
-  const housekeeping = setInterval(() => {
+  const housekeeping = every('housekeeping', 3_600_000, () => {
     const now = new Date();
-    Promise.all([pruneSessions(database.db, now, 86_400), pruneThrottle(database.db, now, 86_400)]).catch((e) =>
-      logger.warn('housekeeping failed', errorFields(e)),
-    );
-  }, 3_600_000);
-  housekeeping.unref();
+    return Promise.all([pruneSessions(database.db, now, 86_400), pruneThrottle(database.db, now, 86_400)]);
+  }, logger);
   // Unanswered requests expire on time even when nobody looks at them.
-  const expiry = setInterval(() => {
-    requests.expireDue().catch((e) => logger.warn('request expiry failed', errorFields(e)));
-  }, 15_000);
-  expiry.unref();
+  const expiry = every('request expiry', 15_000, () => requests.expireDue(), logger);
   notifier.start();
   const sealer = startSealer({ db: database.db, signer: keys.signer, logger });
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      clearInterval(housekeeping);
-      clearInterval(expiry);
+      await Promise.all([housekeeping.stop(), expiry.stop()]);
       await notifier.stop();
       await sealer.stop();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -6,9 +6,10 @@ import { bodyLimit } from './middleware/body-limit.js';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { DomainError, RateLimitedError } from '../core/errors.js';
+import { DomainError, RateLimitedError, UnavailableError } from '../core/errors.js';
 import { errorFields, type Logger } from '../log.js';
 import { accessLog } from './middleware/access-log.js';
+import { deadline } from './middleware/deadline.js';
 import { noCors } from './middleware/no-cors.js';
 import { requestId } from './middleware/request-id.js';
 import { HttpProblem, problem, STATUS_OF } from './problem.js';
@@ -27,7 +28,12 @@ export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, Omit<RequestRoute
   bodyLimit: number;
   /** The web pages under /ui (and a landing page at /), built on the same services; absent = the API only. */
   web?: Pick<WebDeps, 'stepUp' | 'publicUrl' | 'now'>;
+  /** Every request is answered within this many ms (503 and Retry-After past it), auditors' log walks excepted; default 10 s, 0 = none. */
+  requestTimeoutMs?: number;
 }
+
+/** Paths whose work grows with the whole log (verify, export, reports): bounded per statement, not per request. */
+const LONG_RUNNING = /^\/(v1|ui)\/audit(\/|$)/;
 
 export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>();
@@ -50,6 +56,17 @@ export function createApp(deps: AppDeps) {
           : problem(c, 413, `request body is larger than ${deps.bodyLimit} bytes`),
     }),
   );
+  const requestTimeoutMs = deps.requestTimeoutMs ?? 10_000;
+  app.use(
+    deadline({
+      ms: requestTimeoutMs,
+      skip: (c) => LONG_RUNNING.test(c.req.path),
+      onTimeout: (c) => {
+        const detail = `the request did not complete within ${requestTimeoutMs / 1000} s (the database is slow or unreachable); try again shortly`;
+        return deps.web && isWebPath(c.req.path) ? webErrorPage(c, 503, `${detail}.`) : problem(c, 503, detail, { code: 'unavailable', headers: { 'Retry-After': '5' } });
+      },
+    }),
+  );
 
   app.route('/', healthRoutes(deps));
   app.route('/', caRoutes(deps));
@@ -65,7 +82,7 @@ export function createApp(deps: AppDeps) {
   app.onError((err, c) => {
     if (err instanceof HttpProblem) return problem(c, err.status, err.detail, { title: err.title, extra: err.extra, headers: err.headers });
     if (err instanceof DomainError) {
-      const headers: Record<string, string> = err instanceof RateLimitedError ? { 'Retry-After': String(err.retryAfter) } : {};
+      const headers: Record<string, string> = err instanceof RateLimitedError || err instanceof UnavailableError ? { 'Retry-After': String(err.retryAfter) } : {};
       return problem(c, STATUS_OF[err.code], err.message, { code: err.code, headers });
     }
     if (err instanceof HTTPException) return problem(c, err.status as ContentfulStatusCode, err.message || 'request refused');

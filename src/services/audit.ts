@@ -9,7 +9,8 @@ import { exportChain } from '../audit/offline.js';
 import { caKeyUsage, type CaKeyUsage, parseTime, queryCertificates, queryEvents, type CertificateFilter, type EventFilter } from '../audit/queries.js';
 import type { Database } from '../db/schema.js';
 import type { Signer } from '../ssh/signer.js';
-import { errorFields, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
+import { every } from './periodic.js';
 
 export interface AuditService {
   certificates(query: Record<string, string | undefined>): ReturnType<typeof queryCertificates>;
@@ -85,7 +86,6 @@ export function createAuditService(deps: { db: Kysely<Database>; now?: () => Dat
 /** Seals new records every `intervalMs` and signs the chain heads every `checkpointMs`. */
 export function startSealer(deps: { db: Kysely<Database>; signer: Signer; logger: Logger; intervalMs?: number; checkpointMs?: number }): { stop(): Promise<void>; runOnce(): Promise<void> } {
   let lastCheckpoint = 0;
-  let running: Promise<void> = Promise.resolve();
   const runOnce = async () => {
     for (const s of STREAMS) while ((await sealStream(deps.db, s, new Date())) > 0);
     if (Date.now() - lastCheckpoint >= (deps.checkpointMs ?? 60_000)) {
@@ -93,15 +93,6 @@ export function startSealer(deps: { db: Kysely<Database>; signer: Signer; logger
       lastCheckpoint = Date.now();
     }
   };
-  const timer = setInterval(() => {
-    running = running.then(runOnce).catch((e) => deps.logger.warn('sealing the audit log failed', errorFields(e)));
-  }, deps.intervalMs ?? 1000);
-  timer.unref();
-  return {
-    runOnce: () => (running = running.then(runOnce)),
-    async stop() {
-      clearInterval(timer);
-      await running.catch(() => {});
-    },
-  };
+  // Outages are waited out: every tick tries again, and the chain resumes where its last committed link ends.
+  return every('sealing the audit log', deps.intervalMs ?? 1000, runOnce, deps.logger);
 }

@@ -12,7 +12,8 @@ import { createHmac } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { NotificationEvent, WebhookTarget } from '../core/policy-types.js';
 import type { Database, NotificationRow } from '../db/schema.js';
-import { errorFields, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
+import { every, type Periodic } from './periodic.js';
 
 export const MAX_ATTEMPTS = 8;
 const LEASE_SECONDS = 60;
@@ -65,8 +66,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   const now = deps.now ?? (() => new Date());
   const doFetch = deps.fetch ?? fetch;
   const backoff = deps.backoff ?? ((n: number) => 2 ** n);
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
+  let worker: Periodic | undefined;
 
   /** Takes due rows with a lease, so two instances never send the same one at once. */
   async function claim(at: Date): Promise<NotificationRow[]> {
@@ -126,14 +126,10 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   return {
     deliverDue,
     start(intervalMs = 1000) {
-      timer = setInterval(() => {
-        running = running.then(deliverDue).catch((e) => deps.logger.warn('webhook worker failed', errorFields(e)));
-      }, intervalMs);
-      timer.unref();
+      worker ??= every('webhook worker', intervalMs, deliverDue, deps.logger);
     },
     async stop() {
-      clearInterval(timer);
-      await running;
+      await worker?.stop();
     },
   };
 }
