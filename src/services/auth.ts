@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AuthSettings } from '../config.js';
 import { DomainError, RateLimitedError } from '../core/errors.js';
+import { rateLimitKey } from '../core/ip.js';
 import { hashPassword, verifyPassword } from '../auth/password.js';
 import type { SecretBox } from '../auth/secret-box.js';
 import { hashToken, looksLikeToken, newToken } from '../auth/tokens.js';
@@ -116,7 +117,8 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
       if (typeof username !== 'string' || typeof password !== 'string' || typeof totp !== 'string' || username.length === 0 || username.length > 128 || /[\x00-\x1f\x7f]/.test(username)) {
         throw new DomainError('invalid_input', 'username, password and totp are required strings');
       }
-      const addrKey = `addr:${clientAddress ?? 'unknown'}`;
+      // IPv6 clients are counted by their /64: one host there can change its address at will.
+      const addrKey = `addr:${rateLimitKey(clientAddress)}`;
       const userKey = `user:${username}`;
 
       const addr = await getThrottle(db, addrKey);

@@ -12,6 +12,7 @@ import { createSecretBox } from '../../src/auth/secret-box.js';
 import { loadServerConfig } from '../../src/config.js';
 import { listEvents } from '../../src/db/audit-events.js';
 import { clientAddressResolver } from '../../src/http/client-address.js';
+import { rateLimitKey } from '../../src/core/ip.js';
 import { canonicalIp, ForwardedError, parseTrustedProxies, resolveClientAddress, type ForwardedHeaders } from '../../src/http/forwarded.js';
 import { createApp, type AppDeps } from '../../src/http/app.js';
 import { silentLogger } from '../../src/log.js';
@@ -94,6 +95,19 @@ describe('the client address behind proxies', () => {
       }
     });
   }
+
+  test('ok: rate limits count IPv4 addresses one by one and IPv6 addresses by their /64', () => {
+    const table: Array<[string | null, string]> = [
+      ['198.51.100.1', '198.51.100.1'],
+      ['::ffff:198.51.100.1', '198.51.100.1'],
+      ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+      ['2001:DB8:1:2::FFFF', '2001:db8:1:2::/64'],
+      ['2001:db8:1:3::1', '2001:db8:1:3::/64'],
+      ['::1', '::/64'],
+      [null, 'unknown'],
+    ];
+    for (const [given, want] of table) assert.equal(rateLimitKey(given), want, String(given));
+  });
 
   test('ok: one spelling per address (rate limits count per address)', () => {
     const table: Array<[string, string | null]> = [
@@ -207,5 +221,14 @@ describe('login rate limits and the audit log use the resolved address', () => {
     const bad = await login('bob', { 'X-Forwarded-For': 'not-an-address' });
     assert.equal(bad.status, 400);
     assert.match(bad.detail, /^cannot tell the client's address: /);
+  });
+
+  test('ok: IPv6 clients are limited per /64 (a host there picks any of 2^64 addresses); the log keeps each full address', async () => {
+    const login = await listen('127.0.0.1/32');
+    const net = '2001:db8:77:1';
+    for (let i = 1; i <= 3; i++) assert.equal((await login('carol', { 'X-Forwarded-For': `${net}::${i}` })).status, 401);
+    assert.equal((await login('carol', { 'X-Forwarded-For': `${net}:ffff:ffff:ffff:fffe` })).status, 429, 'another address of the same /64 is the same client');
+    assert.equal((await login('carol', { 'X-Forwarded-For': '2001:db8:77:2::1' })).status, 401, 'the next /64 is not blocked');
+    assert.equal(await failuresFrom(`${net}::2`, 'carol'), 1);
   });
 });
