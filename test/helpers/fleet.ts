@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createSecretBox } from '../../src/auth/secret-box.js';
+import { createSecretBox, loadOrCreateSecretKey } from '../../src/auth/secret-box.js';
 import { migrate, openDatabase } from '../../src/db/index.js';
 import { createUserAdmin } from '../../src/services/users.js';
 import { send } from './load.js';
@@ -100,12 +100,18 @@ export function fleet(dir: string, databaseUrl: string, base: Record<string, str
   };
 }
 
-/** Enrols users straight in the database, as `jit-ssh-ca user add` does. */
-export async function enrol(databaseUrl: string, secretKey: string, users: Array<{ name: string; groups: string[] }>): Promise<Record<string, FleetUser>> {
-  const h = await openDatabase({ databaseUrl, dataDir: null, poolSize: 2 });
+/**
+ * Enrols users straight in the database, as `jit-ssh-ca user add` does: a
+ * PostgreSQL URL with its secret key, or the embedded database of a data
+ * directory (its own secret.key, made if missing) while no server holds it.
+ */
+export async function enrol(target: string | { dataDir: string }, secretKey: string | null, users: Array<{ name: string; groups: string[] }>): Promise<Record<string, FleetUser>> {
+  const embedded = typeof target !== 'string';
+  const h = await openDatabase(embedded ? { databaseUrl: null, dataDir: target.dataDir } : { databaseUrl: target, dataDir: null, poolSize: 2 });
   try {
     await migrate(h.db);
-    const admin = createUserAdmin({ db: h.db, box: createSecretBox(Buffer.from(secretKey, 'base64')), passwordCost: 14 });
+    const key = embedded ? await loadOrCreateSecretKey(target.dataDir) : Buffer.from(secretKey!, 'base64');
+    const admin = createUserAdmin({ db: h.db, box: createSecretBox(key), passwordCost: 14 });
     const out: Record<string, FleetUser> = {};
     for (const u of users) {
       const password = `${u.name}-long-password`;
