@@ -16,7 +16,7 @@ import { appendEvent } from '../db/audit-events.js';
 import type { Database } from '../db/schema.js';
 import { findLiveSessions, insertSession, revokeSession, type SessionUser } from '../db/sessions.js';
 import { batchedLookup } from '../db/batch.js';
-import { clearThrottle, getThrottle, recordUserFailure, recordWindowFailure } from '../db/throttle.js';
+import { beginUserAttempt, beginWindowAttempt, clearThrottle, failUserAttempt, releaseUserAttempt, releaseWindowAttempt } from '../db/throttle.js';
 import { consumeTotpStep, findUser, updateUser } from '../db/users.js';
 
 export const LOGIN_FAILED = 'invalid username, password or code';
@@ -121,13 +121,15 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
       const addrKey = `addr:${rateLimitKey(clientAddress)}`;
       const userKey = `user:${username}`;
 
-      const addr = await getThrottle(db, addrKey);
-      const windowStart = at.getTime() - ADDRESS_WINDOW_SECONDS * 1000;
-      if (addr && addr.failures >= settings.addressFailureLimit && addr.windowStart.getTime() > windowStart) {
-        await refuse(at, username, clientAddress, 'address_rate_limited', Math.ceil((addr.windowStart.getTime() - windowStart) / 1000));
+      // Both counters take the attempt before anything is checked (a success gives it back): parallel guesses,
+      // on this instance or another, cannot all slip in before the first failure is counted.
+      const addr = await beginWindowAttempt(db, addrKey, at, ADDRESS_WINDOW_SECONDS, settings.addressFailureLimit);
+      if (!addr.ok) return refuse(at, username, clientAddress, 'address_rate_limited', addr.retryAfter);
+      const slot = await beginUserAttempt(db, userKey, at, settings.lockoutThreshold);
+      if (!slot.ok) {
+        await releaseWindowAttempt(db, addrKey, addr.windowStart);
+        return refuse(at, username, clientAddress, slot.reason, slot.retryAfter);
       }
-      const locked = (await getThrottle(db, userKey))?.lockedUntil;
-      if (locked && locked > at) await refuse(at, username, clientAddress, 'locked', Math.ceil((locked.getTime() - at.getTime()) / 1000));
 
       const user = await findUser(db, username);
       const pw = await verifyPassword(user?.password_hash ?? dummyHash, password, settings.passwordCost);
@@ -142,8 +144,7 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
       else if (!(await consumeTotpStep(db, user.name, step))) reason = 'totp_replay';
 
       if (reason !== null || !user) {
-        const lockedUntil = await recordUserFailure(db, userKey, at, settings.lockoutThreshold, settings.lockoutSeconds, MAX_LOCKOUT_SECONDS);
-        await recordWindowFailure(db, addrKey, at, ADDRESS_WINDOW_SECONDS);
+        const lockedUntil = await failUserAttempt(db, userKey, at, settings.lockoutThreshold, settings.lockoutSeconds, MAX_LOCKOUT_SECONDS);
         await appendEvent(db, { at, actor: username, action: 'login.failed', target: username, outcome: 'failed', clientAddress, details: { reason } });
         if (lockedUntil) {
           await appendEvent(db, { at, actor: 'jit-ssh', action: 'login.lockout', target: username, outcome: 'ok', clientAddress, details: { until: lockedUntil.toISOString() } });
@@ -152,6 +153,7 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
       }
 
       await clearThrottle(db, userKey);
+      await releaseWindowAttempt(db, addrKey, addr.windowStart);
       const token = newToken();
       const expiresAt = new Date(at.getTime() + settings.tokenTtl * 1000);
       const rehash = pw.needsRehash ? await hashPassword(password, settings.passwordCost) : undefined;
@@ -220,23 +222,27 @@ export function createStepUpVerifier(deps: AuthDeps): StepUpVerifier {
       const userKey = `user:${username}`;
       const event = (outcome: 'ok' | 'failed' | 'refused', details: Record<string, unknown>) =>
         appendEvent(db, { at, actor: username, action: outcome === 'ok' ? 'step_up.ok' : 'step_up.failed', target, outcome, clientAddress, details: { purpose, ...details } });
-      const locked = (await getThrottle(db, userKey))?.lockedUntil;
-      if (locked && locked > at) {
-        await event('refused', { reason: 'locked' });
-        throw new RateLimitedError('too many wrong codes; try again later', Math.ceil((locked.getTime() - at.getTime()) / 1000));
+      const slot = await beginUserAttempt(db, userKey, at, settings.lockoutThreshold);
+      if (!slot.ok) {
+        await event('refused', { reason: slot.reason });
+        throw new RateLimitedError('too many wrong codes; try again later', slot.retryAfter);
       }
       const user = await findUser(db, username);
-      if (!user || !user.enabled) throw new DomainError('unauthenticated', 'the session has ended; log in again');
+      if (!user || !user.enabled) {
+        await releaseUserAttempt(db, userKey);
+        throw new DomainError('unauthenticated', 'the session has ended; log in again');
+      }
       const step = typeof totp === 'string' ? await verifyTotp(box.open(user.totp_secret, totpContext(user.name)), totp.trim(), Math.floor(at.getTime() / 1000)) : null;
       const reason = step === null ? 'bad_totp' : (await consumeTotpStep(db, user.name, step)) ? null : 'totp_replay';
       if (reason !== null || step === null) {
-        const lockedUntil = await recordUserFailure(db, userKey, at, settings.lockoutThreshold, settings.lockoutSeconds, MAX_LOCKOUT_SECONDS);
+        const lockedUntil = await failUserAttempt(db, userKey, at, settings.lockoutThreshold, settings.lockoutSeconds, MAX_LOCKOUT_SECONDS);
         await event('failed', { reason });
         if (lockedUntil) {
           await appendEvent(db, { at, actor: 'jit-ssh', action: 'login.lockout', target: username, outcome: 'ok', clientAddress, details: { until: lockedUntil.toISOString() } });
         }
         throw new DomainError('unauthenticated', STEP_UP_FAILED);
       }
+      await releaseUserAttempt(db, userKey);
       await event('ok', { step });
       return { method: 'totp', step, purpose, target, at: at.toISOString() };
     },

@@ -55,8 +55,9 @@ for (const backend of BACKENDS) {
 
     test('fail: two instances racing with the same code: exactly one wins', async () => {
       const clock = new TestClock();
-      const a = await identity(t.db, clock);
-      const b = await identity(t.db, clock);
+      // A threshold above the race: every loser is checked and refused as a replay.
+      const a = await identity(t.db, clock, { lockoutThreshold: 10 });
+      const b = await identity(t.db, clock, { lockoutThreshold: 10 });
       const cid = await a.addUser('cid');
       const code = totpAt(cid.secret, clock);
       const results = await Promise.all([a, b, a, b].map((x) => x.login({ username: 'cid', password: cid.password, totp: code })));
@@ -108,6 +109,42 @@ for (const backend of BACKENDS) {
       clock.advance(121);
       assert.equal((await id.login({ username: 'fay', password: fay.password, totp: totpAt(fay.secret, clock) })).status, 200);
       assert.ok((await listEvents(t.db, { action: 'login.lockout', target: 'fay' })).length === 2);
+    });
+
+    test('fail: a burst of parallel guesses over two instances gets exactly the threshold checked, for a name and for an address', async () => {
+      const clock = new TestClock();
+      const one = await identity(t.db, clock, { lockoutThreshold: 5, addressFailureLimit: 1000 });
+      const two = await identity(t.db, clock, { lockoutThreshold: 5, addressFailureLimit: 1000 }); // another server process on the same database
+      const ivy = await one.addUser('burst');
+      // All sent before any is answered: each one checked would be a guess the lockout did not stop.
+      const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? one : two).login({ username: 'burst', password: `guess-number-${i}`, totp: '000000' })));
+      const statuses = burst.map((r) => r.status).sort();
+      assert.equal(statuses.filter((s) => s === 401).length, 5, `checked: ${statuses.join(' ')}`);
+      assert.equal(statuses.filter((s) => s === 429).length, 35);
+      const locked = await one.login({ username: 'burst', password: ivy.password, totp: totpAt(ivy.secret, clock) });
+      assert.equal(locked.status, 429, 'the name is locked even for the right password and code');
+      assert.equal(locked.headers.get('retry-after'), '60');
+      clock.advance(61);
+      assert.equal((await two.login({ username: 'burst', password: ivy.password, totp: totpAt(ivy.secret, clock) })).status, 200);
+
+      const a = await identity(t.db, clock, { lockoutThreshold: 1000, addressFailureLimit: 6 }, '203.0.113.77');
+      const b = await identity(t.db, clock, { lockoutThreshold: 1000, addressFailureLimit: 6 }, '203.0.113.77');
+      const spray = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).login({ username: `spray-burst-${i}`, password: 'password-guess-1', totp: '000000' })));
+      assert.equal(spray.filter((r) => r.status === 401).length, 6, spray.map((r) => r.status).join(' '));
+      assert.equal(spray.filter((r) => r.status === 429).length, 24);
+    });
+
+    test('ok: successful logins give their count back: an address with many good logins is never limited', async () => {
+      const clock = new TestClock();
+      const id = await identity(t.db, clock, { addressFailureLimit: 3 }, '203.0.113.78');
+      const jo = await id.addUser('regular');
+      for (let i = 0; i < 6; i++) {
+        clock.advance(30);
+        assert.equal((await id.login({ username: 'regular', password: jo.password, totp: totpAt(jo.secret, clock) })).status, 200);
+      }
+      for (let i = 0; i < 2; i++) assert.equal((await id.login({ username: 'regular', password: 'wrong-password-x', totp: '000000' })).status, 401);
+      clock.advance(30);
+      assert.equal((await id.login({ username: 'regular', password: jo.password, totp: totpAt(jo.secret, clock) })).status, 200, 'two failures of three: still let in');
     });
 
     test('fail: one client address failing too often is refused for every name', async () => {
