@@ -8,7 +8,7 @@
 // approved: a requester removed from a group in between gets nothing.
 
 import type { Kysely, Transaction } from 'kysely';
-import { formatDuration, parseDuration } from '../core/duration.js';
+import { formatDuration, LONGEST_GRANT, parseDuration } from '../core/duration.js';
 import { DomainError } from '../core/errors.js';
 import { canApprove, canBreakGlass, canRequest, decide, matchesSubjects } from '../core/decide.js';
 import type { AccessRequest, Decision, NotificationEvent, Policy, Requester, Role } from '../core/policy-types.js';
@@ -152,6 +152,7 @@ function parseRequestedDuration(v: unknown, fallback: number): number {
   if (v === undefined || v === null || v === '') return fallback;
   const secs = typeof v === 'number' ? (Number.isSafeInteger(v) && v > 0 ? v : null) : typeof v === 'string' ? parseDuration(v) : null;
   if (secs === null) throw new DomainError('invalid_input', 'duration must be like 90s, 15m, 2h or 1h30m');
+  if (secs > LONGEST_GRANT) throw new DomainError('invalid_input', `duration must be at most ${formatDuration(LONGEST_GRANT)}`);
   return secs;
 }
 

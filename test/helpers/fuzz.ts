@@ -27,10 +27,10 @@ export function check<T>(label: string, arb: fc.Arbitrary<T>, predicate: (value:
   }
 }
 
-/** Checks an asynchronous property `runs` times (times FUZZ_RUNS). */
-export async function checkAsync<T>(label: string, arb: fc.Arbitrary<T>, predicate: (value: T) => Promise<boolean | void>, runs: number): Promise<void> {
+/** Checks an asynchronous property `runs` times (times FUZZ_RUNS, unless `scale` is false). */
+export async function checkAsync<T>(label: string, arb: fc.Arbitrary<T>, predicate: (value: T) => Promise<boolean | void>, runs: number, { scale = true } = {}): Promise<void> {
   try {
-    await fc.assert(fc.asyncProperty(arb, predicate), { seed: FUZZ_SEED, numRuns: Math.ceil(runs * SCALE) });
+    await fc.assert(fc.asyncProperty(arb, predicate), { seed: FUZZ_SEED, numRuns: Math.ceil(runs * (scale ? SCALE : 1)) });
   } catch (e) {
     throw failure(e, label);
   }
