@@ -25,7 +25,10 @@ export async function readPolicyFile(path: string): Promise<Policy> {
 }
 
 export async function createPolicyStore(path: string): Promise<PolicyStore> {
-  let policy = await readPolicyFile(path);
+  // At start-up each problem names the file, as `jit-ssh-ca policy check` does.
+  let policy = await readPolicyFile(path).catch((e: unknown) => {
+    throw e instanceof PolicyError ? new PolicyError(e.problems.map((p) => (p.startsWith('cannot read ') ? p : `${path}: ${p}`))) : e;
+  });
   return {
     path,
     current: () => policy,

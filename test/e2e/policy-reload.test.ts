@@ -3,7 +3,7 @@
 // and requests filed before it are not dropped.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -84,6 +84,25 @@ test('ok/fail: reload by API and SIGHUP; invalid files refused; requests in flig
     `${file}: roles.web.principals[0]: principal "a,b" contains a comma (sshd would read two principals)`,
     `${file}: roles.web.requesters[0]: must be group:NAME or user:NAME`,
   ]);
+
+  // Principals sshd would misread, refused by `policy check` and by the server at start, each named.
+  writeFileSync(file, `roles:\n  web:\n    principals: ["a,b", "*", "root\\nadmin", "", "-oProxyCommand", "db?"]\n    requesters: [group:x]\n`);
+  const dangers = [
+    'roles.web.principals[0]: principal "a,b" contains a comma (sshd would read two principals)',
+    'roles.web.principals[1]: principal "*" contains a wildcard',
+    'roles.web.principals[2]: principal "root\\nadmin" contains whitespace or a newline',
+    'roles.web.principals[3]: principal "" is empty',
+    'roles.web.principals[4]: principal "-oProxyCommand" starts with "-" (a login name starts with a letter, digit or _)',
+    'roles.web.principals[5]: principal "db?" contains a wildcard',
+  ].map((p) => `${file}: ${p}`);
+  const dangerous = await run(CA_BIN, ['policy', 'check', file], cleanEnv());
+  assert.equal(dangerous.code, 1);
+  assert.deepEqual(dangerous.stderr.trimEnd().split('\n'), dangers);
+  // (With a time limit: a server that did start would otherwise run on.)
+  const refusedAtStart = spawnSync(process.execPath, [CA_BIN, 'serve', '--port', '0'], { env, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(refusedAtStart.status, 1, `the server does not start on that policy (${refusedAtStart.signal ?? ''})`);
+  assert.equal(refusedAtStart.stderr, `jit-ssh-ca: ${dangers.join('; ')}\n`, 'one line naming every problem');
+
   const missing = await run(CA_BIN, ['policy', 'check', path.join(dir, 'nope.yaml')], cleanEnv());
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /^jit-ssh-ca: cannot read .*nope\.yaml: ENOENT\n$/);
