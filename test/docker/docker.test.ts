@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +17,7 @@ import { loadServerConfig, SERVER_SETTINGS } from '../../src/config.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { SERVER_SETUP_DEFAULTS, sshdConfigLines } from '../../src/cli/server-setup.js';
 import { tempDir } from '../helpers/keys.js';
+import { freePort } from '../helpers/net.js';
 import { ROOT } from '../helpers/process.js';
 
 interface Instruction {
@@ -156,15 +156,6 @@ describe('docker/Dockerfile', () => {
     assert.ok(packages.has('tsx') && packages.has('hono'), [...packages].join(', '));
     for (const p of packages) assert.ok(p in pkg.dependencies, `${p} is imported at run time but is not in dependencies`);
   });
-
-  /** A free TCP port on 127.0.0.1. */
-  const freePort = () =>
-    new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const port = (s.address() as { port: number }).port;
-        s.close(() => resolve(port));
-      });
-    });
 
   test('ok: the files the final stage copies run the service: API, web pages, and the health check (http and https)', async () => {
     // The image's /app, built from the COPY lines (node_modules from the repository's install).

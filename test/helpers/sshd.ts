@@ -6,7 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import net from 'node:net';
+import { freePort } from './net.js';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,17 +36,6 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-/** A port nobody listens on right now. Another process may take it before sshd does, hence launchSshd's retries. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function readLog(file: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8') : '';
