@@ -10,6 +10,7 @@ import { canBreakGlass, canRequest } from '../core/decide.js';
 import type { Policy } from '../core/policy-types.js';
 import { batchedLookup } from '../db/batch.js';
 import { findGrants } from '../db/requests.js';
+import { ID_FORM } from './ids.js';
 import type { Database } from '../db/schema.js';
 import type { Caller } from './requests.js';
 import type { IssuedCertificate, Issuer } from './issuer.js';
@@ -27,6 +28,9 @@ export function createCertificateService(deps: { db: Kysely<Database>; issuer: I
       const { public_key: publicKey, request_id: grantId } = input;
       if (typeof publicKey !== 'string' || publicKey.length === 0) throw new DomainError('invalid_input', 'public_key is required: one OpenSSH public key line');
       if (typeof grantId !== 'string' || grantId.length === 0 || grantId.length > 64) throw new DomainError('invalid_input', 'request_id is required');
+      // Ids are ULIDs. Anything else names no grant and stays out of the shared lookup, where a value
+      // the database refuses (a NUL) failed every issuance of the same statement with a 500.
+      if (!ID_FORM.test(grantId)) throw new DomainError('not_found', `no approved request ${grantId} of yours`);
       const at = now();
       const me = caller.principal;
       const grant = await grantOf(grantId);

@@ -1,4 +1,6 @@
 import { Hono, type Context } from 'hono';
+import { DomainError } from '../../core/errors.js';
+import { ID_FORM } from '../../services/ids.js';
 import type { AuthService } from '../../services/auth.js';
 import type { CertificateService } from '../../services/certificates.js';
 import type { Caller, RequestService } from '../../services/requests.js';
@@ -17,6 +19,13 @@ export interface RequestRoutesDeps {
 async function optionalBody(c: Context): Promise<Record<string, unknown>> {
   if ((await c.req.text()).trim() === '') return {};
   return jsonBody(c);
+}
+
+/** The id in the path: ids are ULIDs, and nothing else reaches the services (a NUL in one was a database error, a 500). */
+function idParam(c: Context): string {
+  const id = c.req.param('id') ?? '';
+  if (!ID_FORM.test(id)) throw new DomainError('not_found', 'no such request: ids are 26-character ULIDs');
+  return id;
 }
 
 export function requestRoutes(deps: RequestRoutesDeps) {
@@ -40,13 +49,13 @@ export function requestRoutes(deps: RequestRoutesDeps) {
     const reviews = c.req.query('review') === 'open';
     return c.json({ requests: await deps.requests.list(c.get('principal'), { status, reviews }) });
   });
-  app.get('/v1/requests/:id', async (c) => c.json(await deps.requests.get(c.get('principal'), c.req.param('id'))));
-  app.post('/v1/requests/:id/approve', async (c) => c.json(await deps.requests.approve(caller(c), c.req.param('id'), (await optionalBody(c))['comment'])));
-  app.post('/v1/requests/:id/deny', async (c) => c.json(await deps.requests.deny(caller(c), c.req.param('id'), (await optionalBody(c))['comment'])));
-  app.post('/v1/requests/:id/cancel', async (c) => c.json(await deps.requests.cancel(caller(c), c.req.param('id'))));
-  app.post('/v1/requests/:id/extend', async (c) => c.json(await deps.requests.extend(caller(c), c.req.param('id'), await jsonBody(c)), 201));
-  app.post('/v1/requests/:id/relinquish', async (c) => c.json(await deps.requests.relinquish(caller(c), c.req.param('id'))));
-  app.post('/v1/requests/:id/acknowledge', async (c) => c.json(await deps.requests.acknowledge(caller(c), c.req.param('id'), (await optionalBody(c))['comment'])));
+  app.get('/v1/requests/:id', async (c) => c.json(await deps.requests.get(c.get('principal'), idParam(c))));
+  app.post('/v1/requests/:id/approve', async (c) => c.json(await deps.requests.approve(caller(c), idParam(c), (await optionalBody(c))['comment'])));
+  app.post('/v1/requests/:id/deny', async (c) => c.json(await deps.requests.deny(caller(c), idParam(c), (await optionalBody(c))['comment'])));
+  app.post('/v1/requests/:id/cancel', async (c) => c.json(await deps.requests.cancel(caller(c), idParam(c))));
+  app.post('/v1/requests/:id/extend', async (c) => c.json(await deps.requests.extend(caller(c), idParam(c), await jsonBody(c)), 201));
+  app.post('/v1/requests/:id/relinquish', async (c) => c.json(await deps.requests.relinquish(caller(c), idParam(c))));
+  app.post('/v1/requests/:id/acknowledge', async (c) => c.json(await deps.requests.acknowledge(caller(c), idParam(c), (await optionalBody(c))['comment'])));
 
   app.post('/v1/certificates', async (c) => c.json(await deps.certificates.issue(caller(c), await jsonBody(c)), 201));
   return app;
