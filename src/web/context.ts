@@ -93,7 +93,10 @@ export async function readForm(c: Context): Promise<Record<string, string>> {
   if (!(c.req.header('Content-Type') ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
     throw new WebError(415, 'Forms must be sent as application/x-www-form-urlencoded.');
   }
-  const body = await c.req.parseBody();
+  // A body that stops part way (the client closed the connection) is the client's fault, not an unhandled error.
+  const body = await c.req.parseBody().catch(() => {
+    throw new WebError(400, 'The form could not be read to its end. Send it again.');
+  });
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v.replace(/\r\n/g, '\n');
   return out;

@@ -1,5 +1,6 @@
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import { bodyLimit as streamingBodyLimit } from 'hono/body-limit';
+import { unreadableBody } from '../json.js';
 import type { AppEnv } from '../types.js';
 
 /**
@@ -11,7 +12,21 @@ import type { AppEnv } from '../types.js';
  * is counted as it streams in, by Hono's middleware.
  */
 export function bodyLimit(opts: { maxSize: number; onError: (c: Context<AppEnv>) => Response | Promise<Response> }): MiddlewareHandler<AppEnv> {
-  const streaming = streamingBodyLimit(opts);
+  const counting = streamingBodyLimit(opts);
+  // Hono's middleware reads the whole body before the handler runs: a body that stops part way
+  // (the client closed the connection) is the client's fault, not an unhandled error.
+  const streaming = async (c: Context<AppEnv>, next: Next) => {
+    let reading = true;
+    try {
+      return await counting(c, () => {
+        reading = false;
+        return next();
+      });
+    } catch (e) {
+      if (reading) throw unreadableBody();
+      throw e;
+    }
+  };
   return async function bodyLimitMiddleware(c, next) {
     const headers = c.req.raw.headers;
     if (headers.has('transfer-encoding')) return streaming(c, next);

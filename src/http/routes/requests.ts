@@ -4,7 +4,7 @@ import { ID_FORM } from '../../services/ids.js';
 import type { AuthService } from '../../services/auth.js';
 import type { CertificateService } from '../../services/certificates.js';
 import type { Caller, RequestService } from '../../services/requests.js';
-import { jsonBody } from '../json.js';
+import { jsonBody, unreadableBody } from '../json.js';
 import { requireUser } from '../middleware/auth.js';
 import type { AppEnv } from '../types.js';
 
@@ -17,7 +17,10 @@ export interface RequestRoutesDeps {
 
 /** An optional JSON body: none or empty is `{}`. */
 async function optionalBody(c: Context): Promise<Record<string, unknown>> {
-  if ((await c.req.text()).trim() === '') return {};
+  const text = await c.req.text().catch(() => {
+    throw unreadableBody();
+  });
+  if (text.trim() === '') return {};
   return jsonBody(c);
 }
 
