@@ -199,7 +199,7 @@ async function main(argv: string[]): Promise<number> {
       });
       const config = loadServerConfig(process.env, flags);
       const keys = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);
-      process.stdout.write(await serverSetupScript(opts, keys.publicKeys, await readPolicyFile(config.policyPath)));
+      process.stdout.write(await serverSetupScript(opts, keys, await readPolicyFile(config.policyPath)));
       if (opts.url.startsWith('http://')) process.stderr.write('jit-ssh-ca: warning: --url is plain http; the refresher verifies signatures, but use https in production\n');
       return 0;
     }
