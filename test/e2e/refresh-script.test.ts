@@ -363,7 +363,7 @@ test('ok/fail: the same CA key list version: signed later is a re-signing, insta
   await assertRefused(target, await craftedCa(servedList(other)), /\/v1\/ca\.pub has the version 401 this server holds, with a different content; nothing changed/);
 });
 
-test('fail: a CA key list without a signed version, or signed far ahead of this server\'s clock', async () => {
+test('fail: a CA key list without a signed version, or signed far ahead of the server clock', async () => {
   const target = await installedDir();
   // A list as CAs signed them before lists had versions: correctly signed, but it could be any old one.
   await assertRefused(target, await craftedCa(servedList(caPubText())), /\/v1\/ca\.pub has no signed version and signing time \(a list from before they were signed\?\); nothing changed/);
@@ -621,7 +621,7 @@ test('ok: the state file survives between runs: with ca.pub reinstalled by hand,
   assert.deepEqual(stateOf(target), held);
 });
 
-test('ok: without the state file, the installed files\' own signed headers still hold the line; the next good run writes it again', async () => {
+test('ok: without the state file, the signed headers of the installed files still hold the line; the next good run writes it again', async () => {
   const target = serverDir();
   const lines = [publicKeyLine(ca().signer, 'jit-ssh-ca')];
   assert.equal((await refresh(await craftedCa({ ...servedList(listDoc(lines, 801)), ...agedKrl(1801n, 0) }), target)).code, 0);
