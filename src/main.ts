@@ -32,8 +32,7 @@ import { errorFields, type Logger } from './log.js';
 import { generateCaKey, loadCaKey, loadTrustedKeys } from './ssh/ca-key.js';
 import { parsePublicKeyBlob } from './ssh/pubkey.js';
 import { publicKeyLine, type Signer } from './ssh/signer.js';
-import { CA_KEYS_NAMESPACE, sshsign } from './ssh/sshsig.js';
-import { caPublicKeysText } from './http/routes/ca.js';
+import { createCaKeysPublisher } from './services/ca-keys.js';
 
 export interface CaKeys {
   signer: Signer;
@@ -147,12 +146,11 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     await appendEvent(database.db, { at: new Date(), actor, action: 'policy.reload', target: config.policyPath, outcome: result.ok ? 'ok' : 'refused', clientAddress: null, details: result });
     return result;
   };
-  let caKeysSignature: Promise<string> | undefined;
+  const caKeys = createCaKeysPublisher({ db: database.db, signer: keys.signer, publicKeys: keys.publicKeys, retiredKeys: keys.retiredKeys });
   const app = createApp({
     logger,
     bodyLimit: config.bodyLimit,
-    caPublicKeys: () => keys.publicKeys,
-    caPublicKeysSignature: () => (caKeysSignature ??= sshsign(keys.signer, CA_KEYS_NAMESPACE, Buffer.from(caPublicKeysText(keys.publicKeys)))),
+    caKeys: () => caKeys.document(),
     ready: () => database.ping(),
     auth,
     clientAddress: clientAddressResolver(config.trustedProxies),

@@ -101,7 +101,9 @@ Rotating the CA key (no login is refused at any step):
   2. Once every server has it: JIT_SSH_CA_KEY=NEW, and the old key's public line in the trusted
      file instead; restart every instance. New certificates are signed by the new key.
   3. When \`ca keys\` says the old key has no live certificate, write @retired before its line:
-     it leaves /v1/ca.pub (servers stop trusting it) but still verifies the audit log it signed.
+     /v1/ca.pub names it "# retired" (servers stop trusting it and never take it back, whatever
+     list holds it) but it still verifies the audit log it signed.
+  Each step gives /v1/ca.pub a new version; jit-ssh-refresh refuses a list older than one it holds.
 
 Exit status: 0 on success, 1 when the operation fails, 2 for a wrong command line or setting.
 `;
@@ -199,7 +201,7 @@ async function main(argv: string[]): Promise<number> {
       });
       const config = loadServerConfig(process.env, flags);
       const keys = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);
-      process.stdout.write(await serverSetupScript(opts, keys.publicKeys, await readPolicyFile(config.policyPath)));
+      process.stdout.write(await serverSetupScript(opts, keys, await readPolicyFile(config.policyPath)));
       if (opts.url.startsWith('http://')) process.stderr.write('jit-ssh-ca: warning: --url is plain http; the refresher verifies signatures, but use https in production\n');
       return 0;
     }

@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Policy } from '../core/policy-types.js';
+import { caKeysBody } from '../services/ca-keys.js';
 import { UsageError } from './run.js';
 
 export const SERVER_SCRIPTS = {
@@ -85,7 +86,13 @@ function principalsGuidance(policy: Policy): string[] {
   return lines;
 }
 
-export async function serverSetupScript(o: ServerSetupOptions, caPublicKeys: readonly string[], policy: Policy): Promise<string> {
+/** The CA keys a server starts from: the trusted lines, and the retired ones as `# retired` comments it must never trust again. */
+export interface SetupCaKeys {
+  publicKeys: readonly string[];
+  retiredKeys: readonly string[];
+}
+
+export async function serverSetupScript(o: ServerSetupOptions, caKeys: SetupCaKeys, policy: Policy): Promise<string> {
   const refresh = await readFile(SERVER_SCRIPTS.refresh, 'utf8');
   const guard = await readFile(SERVER_SCRIPTS['session-guard'], 'utf8');
   const heredoc = (file: string, body: string, mode: string) => {
@@ -104,10 +111,14 @@ export async function serverSetupScript(o: ServerSetupOptions, caPublicKeys: rea
     `trap 'rm -f "$tmp"' EXIT`,
     `install -d -m 0755 ${q(o.dir)} ${q(o.sbinDir)} ${o.guard ? q(o.libexecDir) + ' ' : ''}${q(o.sshdConfigDir)} ${q(o.cronDir)}`,
     '',
-    '# 1. The CA keys, from the CA host itself (the refresher accepts later lists only when one of these signed them).',
-    ...heredoc(`${o.dir}/ca.pub`, caPublicKeys.join('\n') + '\n', '0644'),
+    '# 1. The CA keys, from the CA host itself (the refresher accepts later lists only when one of these signed them;',
+    '#    a key named "# retired" is never trusted again, whatever list holds it).',
+    ...heredoc(`${o.dir}/ca.pub`, caKeysBody(caKeys.publicKeys, caKeys.retiredKeys), '0644'),
     '',
     '# 2. The refresher, and the first KRL before sshd is told about it (a missing RevokedKeys file refuses every login).',
+    `#    It keeps ${o.dir}/jit-ssh-refresh.state (the versions it accepted, the keys it saw retired) and refuses`,
+    '#    anything older: keep that file. It exits 3, with a warning, once what it holds was signed more than',
+    '#    JIT_SSH_REFRESH_MAX_AGE seconds ago (default 1800; the CA re-signs every minute): alert on that.',
     ...heredoc(refreshBin, refresh, '0755'),
     `${q(refreshBin)} ${q(o.url)} ${q(o.dir)}`,
     `test -s ${q(`${o.dir}/revoked.krl`)}`,

@@ -160,6 +160,9 @@ export interface KrlStateTable {
   generated_at: Date;
 }
 
+/** The CA key list's version, one row (id 1); the same shape as krl_state. */
+export type CaKeysStateTable = KrlStateTable;
+
 export interface CertificateUsageTable {
   serial: string;
   host: string;
@@ -193,6 +196,7 @@ export interface Database {
   chain_checkpoints: ChainCheckpointsTable;
   revocations: RevocationsTable;
   krl_state: KrlStateTable;
+  ca_keys_state: CaKeysStateTable;
   certificate_usage: CertificateUsageTable;
   certificate_logins: CertificateLoginsTable;
 }

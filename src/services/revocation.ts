@@ -1,16 +1,18 @@
 // Emergency revocation (a stolen laptop): certificates end on their own, so
 // a revocation only needs to last until the certificate's own end. The KRL
-// lists revoked serials still within their validity, per CA key, and its
-// version increases whenever that list changes.
+// lists revoked serials still within their validity, per CA key; its
+// version increases whenever that list changes, and its generated_date is
+// when it was signed (see published-version.ts).
 
 import { createHash } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { DomainError } from '../core/errors.js';
 import { appendEvent } from '../db/audit-events.js';
 import type { Database } from '../db/schema.js';
 import { encodeKrl } from '../ssh/krl.js';
 import { sshsign } from '../ssh/sshsig.js';
 import type { Signer } from '../ssh/signer.js';
+import { publishedVersion, signingTime } from './published-version.js';
 
 export const KRL_NAMESPACE = 'jit-ssh-krl';
 
@@ -22,6 +24,7 @@ export interface RevokeTarget {
 
 export interface Krl {
   version: string;
+  /** The KRL's generated_date: when it was signed (RFC 3339). */
   generated_at: string;
   revoked: number;
   krl: Buffer;
@@ -43,7 +46,7 @@ export interface RevocationDeps {
 
 export function createRevocationService(deps: RevocationDeps): RevocationService {
   const now = deps.now ?? (() => new Date());
-  let cached: { version: string; digest: string; krl: Krl } | undefined;
+  let cached: { version: string; digest: string; generatedAt: number; krl: Krl } | undefined;
   return {
     async revoke(target, reason, actor) {
       const given = [target.serial, target.user, target.request].filter((v) => v !== undefined && v !== '');
@@ -78,28 +81,27 @@ export function createRevocationService(deps: RevocationDeps): RevocationService
         .where('r.valid_before', '>', at)
         .orderBy('r.serial')
         .execute();
-      const digest = createHash('sha256').update(rows.map((r) => `${r.ca_key_fingerprint} ${r.serial}\n`).join('')).digest('hex');
-      // The version moves only when the list changes, in one statement every instance agrees on.
-      const { rows: state } = await sql<{ version: string; generated_at: Date }>`
-        insert into krl_state as k (id, version, digest, generated_at) values (1, 1, ${digest}, ${at})
-        on conflict (id) do update set
-          version = case when k.digest = ${digest} then k.version else k.version + 1 end,
-          generated_at = case when k.digest = ${digest} then k.generated_at else ${at} end,
-          digest = ${digest}
-        returning version, generated_at`.execute(deps.db);
-      const { version, generated_at } = state[0]!;
-      if (cached && cached.version === String(version) && cached.digest === digest) return cached.krl;
       const byCa = new Map<string, bigint[]>();
       for (const r of rows) byCa.set(r.ca_key_fingerprint, [...(byCa.get(r.ca_key_fingerprint) ?? []), BigInt(r.serial)]);
       // Certificates of a CA key servers no longer trust (retired in a rotation) are refused
       // anyway; a KRL section needs the key itself, so they are left out.
-      const revoked = [...byCa].flatMap(([fp, serials]) => {
+      const sections = [...byCa].flatMap(([fp, serials]) => {
         const caKeyBlob = deps.caKeys.get(fp);
-        return caKeyBlob ? [{ caKeyBlob, serials }] : [];
+        return caKeyBlob ? [{ fp, caKeyBlob, serials }] : [];
       });
-      const bytes = encodeKrl({ version: BigInt(version), generatedAt: new Date(generated_at), comment: 'jit-ssh', revoked });
-      const krl = { version: String(version), generated_at: new Date(generated_at).toISOString(), revoked: rows.length, krl: bytes, signature: await sshsign(deps.signer, KRL_NAMESPACE, bytes) };
-      cached = { version: String(version), digest, krl };
+      // The digest covers exactly what the KRL lists, so one version is always one content,
+      // even between instances that trust different CA keys during a rotation.
+      const digest = createHash('sha256').update(sections.map((x) => `${x.fp} ${x.serials.join(' ')}\n`).join('')).digest('hex');
+      // krl_version moves only when that content changes; generated_date is the signing time,
+      // which moves on every signing period even when the content does not, so that a server
+      // can tell this KRL from an older signing of the same version replayed to it.
+      const { version, since } = await publishedVersion(deps.db, 'krl_state', digest, at);
+      const generatedAt = signingTime(at, since);
+      if (cached && cached.version === version && cached.digest === digest && cached.generatedAt === generatedAt.getTime()) return cached.krl;
+      const revoked = sections.map(({ caKeyBlob, serials }) => ({ caKeyBlob, serials }));
+      const bytes = encodeKrl({ version: BigInt(version), generatedAt, comment: 'jit-ssh', revoked });
+      const krl = { version, generated_at: generatedAt.toISOString(), revoked: rows.length, krl: bytes, signature: await sshsign(deps.signer, KRL_NAMESPACE, bytes) };
+      cached = { version, digest, generatedAt: generatedAt.getTime(), krl };
       return krl;
     },
   };

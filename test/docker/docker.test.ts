@@ -204,7 +204,7 @@ describe('docker/Dockerfile', () => {
           assert.equal(page.status, 200, out.split('\n').filter((l) => l.includes('error')).join('\n'));
           assert.match(await page.text(), /<h1>jit-ssh<\/h1>/);
           assert.equal((await fetch(`${url}/ui/login`)).status, 200);
-          assert.match(await (await fetch(`${url}/v1/ca.pub`)).text(), /^ssh-ed25519 /);
+          assert.match(await (await fetch(`${url}/v1/ca.pub`)).text(), /^ssh-ed25519 /m);
         }
       } finally {
         child.kill('SIGTERM');

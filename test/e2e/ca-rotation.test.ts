@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -22,6 +24,22 @@ const REFRESH = path.join(ROOT, 'src/server-side/jit-ssh-refresh');
 
 function refresh(url: string, dir: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => execFile(REFRESH, [url, dir], { encoding: 'utf8' }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code) || 1 : 0, stdout, stderr })));
+}
+
+const get = async (base: string, p: string): Promise<Buffer> => Buffer.from(await (await fetch(base + p)).arrayBuffer());
+
+/** An HTTP server answering the recorded `bodies` for their paths and passing every other request to the CA. Closed when the test ends. */
+async function replayingCa(ca: string, bodies: Record<string, Buffer>): Promise<string> {
+  const proxy = http.createServer((req, res) => {
+    const body = bodies[req.url ?? ''];
+    (body ? Promise.resolve(body) : get(ca, req.url ?? '/')).then(
+      (b) => res.writeHead(200).end(b),
+      (e: Error) => res.writeHead(502).end(e.message),
+    );
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  after(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+  return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
 }
 
 test('ok: a CA key rotation: announce, switch, retire; logins keep working and the log still verifies', async () => {
@@ -72,12 +90,14 @@ test('ok: a CA key rotation: announce, switch, retire; logins keep working and t
   writeFileSync(trustedFile, gen.stdout);
   s = await start({ 'trusted-ca-keys': trustedFile });
   let r = await refresh(s.url, host);
-  assert.equal(r.stdout.split('\n')[0], `jit-ssh-refresh: ${host}/ca.pub updated: 2 CA keys`, r.stderr);
+  assert.match(r.stdout.split('\n')[0]!, new RegExp(`^jit-ssh-refresh: ${host}/ca\\.pub updated: 2 CA keys, version \\d+ \\(was \\d+\\)$`), r.stderr);
 
   // 2. Switch: the new key signs; the old one stays trusted for what it signed.
   writeFileSync(trustedFile, pub1.stdout);
   s = await start({ 'ca-key': path.join(dataDir, 'ca_key.next'), 'trusted-ca-keys': trustedFile });
   assert.equal((await refresh(s.url, host)).code, 0, 'a list signed by the new key is accepted: the host trusts it since step 1');
+  // What an attacker records at step 2: the list (still holding the old key) and its valid signature by the new key.
+  const step2 = { '/v1/ca.pub': await get(s.url, '/v1/ca.pub'), '/v1/ca.pub.sig': await get(s.url, '/v1/ca.pub.sig') };
   const fresh = await issue(s, 'fresh');
   assert.deepEqual(await logins(old, fresh), [true, true]);
   let keys = JSON.parse((await run(CA_BIN, ['ca', 'keys', '--json', '--trusted-ca-keys', trustedFile, '--ca-key', path.join(dataDir, 'ca_key.next')], env)).stdout).keys;
@@ -92,10 +112,23 @@ test('ok: a CA key rotation: announce, switch, retire; logins keep working and t
   s = await start({ 'ca-key': path.join(dataDir, 'ca_key.next'), 'trusted-ca-keys': trustedFile });
   r = await refresh(s.url, host);
   assert.match(r.stdout, /ca\.pub updated: 1 CA keys/);
-  assert.equal(readFileSync(path.join(host, 'ca.pub'), 'utf8'), gen.stdout);
+  // Below the signed header: the new key, and the old one named as retired (never to be trusted again).
+  const retiredLine = `# retired ${pub1.stdout.split(' ').slice(0, 2).join(' ')}\n`;
+  assert.equal(readFileSync(path.join(host, 'ca.pub'), 'utf8').replace(/^# jit-ssh CA key list, [^\n]*\n/, ''), gen.stdout + retiredLine);
   assert.deepEqual(await logins(old, fresh), [false, true]);
   keys = JSON.parse((await run(CA_BIN, ['ca', 'keys', '--json', '--trusted-ca-keys', trustedFile, '--ca-key', path.join(dataDir, 'ca_key.next')], env)).stdout).keys;
   assert.deepEqual(keys.map((k: Record<string, unknown>) => k['status']), ['signing', 'retired']);
+
+  // The step-2 list replayed after the rotation finished (the KRL still comes from the CA): refused,
+  // nothing changes, and the retired key stays untrusted.
+  const installed = readFileSync(path.join(host, 'ca.pub'));
+  const replay = await replayingCa(s.url, step2);
+  r = await refresh(replay, host);
+  assert.equal(r.code, 1, `the replayed step-2 list was accepted: ${r.stdout}`);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^jit-ssh-refresh: [^\n]*\/v1\/ca\.pub lists the CA key SHA256:\S+, which was retired: a retired key is never trusted again; nothing changed\n$/);
+  assert.deepEqual(readFileSync(path.join(host, 'ca.pub')), installed);
+  assert.deepEqual(await logins(old, fresh), [false, true]);
 
   // The checkpoints the old key signed still verify; forgetting the old key entirely would not.
   await s.database.db.selectFrom('chain_checkpoints').select('ca_fingerprint').execute().then((cps) => assert.ok(cps.length >= 1));

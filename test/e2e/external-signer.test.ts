@@ -56,7 +56,9 @@ describe('a CA key held by another process (ssh-agent standing in for a KMS or H
         assert.ok(!existsSync(keyFile), 'no CA key file was made');
         assert.equal(publicKeyLine(signer), caLine);
         const get = async (p: string) => Buffer.from(await (await fetch(`${running.url}${p}`)).arrayBuffer());
-        assert.equal((await get('/v1/ca.pub')).toString(), `${caLine} jit-ssh-ca\n`);
+        const listed = (await get('/v1/ca.pub')).toString().split('\n');
+        assert.match(listed[0]!, /^# jit-ssh CA key list, version \d+, signed at \d+ /);
+        assert.deepEqual(listed.slice(1), [`${caLine} jit-ssh-ca`, '']);
 
         // A certificate, through the API, for a key made by ssh-keygen.
         const { otpauth_uri } = await running.users.add({ name: 'alice', groups: ['engineering'], password: 'alice-password-long' }, 'os:test');

@@ -87,7 +87,7 @@ describe('jit-ssh-ca serve over HTTPS', () => {
     assert.equal(res.status, 200);
     assert.match(String(res.headers['strict-transport-security']), /^max-age=\d{7,}/);
     const caPub = await tlsRequest(`${server.url}/v1/ca.pub`, { ca });
-    assert.match(caPub.body, /^ssh-ed25519 /);
+    assert.match(caPub.body, /^ssh-ed25519 /m);
   });
 
   test('fail: a client that does not trust the certificate is refused by TLS itself; cleartext HTTP gets no answer', async () => {

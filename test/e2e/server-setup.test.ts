@@ -52,8 +52,15 @@ describe('jit-ssh-ca server-setup', () => {
     assert.equal(ran.status, 0, ran.stderr);
     assert.match(ran.stderr, /jit-ssh: installed\. Check and reload sshd/);
 
+    // The first run replaced the embedded keys by the signed list they verify (the same keys, below a
+    // header of its version and signing time) and noted what it accepted beside it.
     const caPub = await (await fetch(`${server.url}/v1/ca.pub`)).text();
-    assert.equal(readFileSync(target('etc/ssh/jit-ssh/ca.pub'), 'utf8'), caPub);
+    const installed = readFileSync(target('etc/ssh/jit-ssh/ca.pub'), 'utf8');
+    const header = /^# jit-ssh CA key list, version (\d+), signed at (\d+) [^\n]*\n/;
+    assert.equal(installed.replace(header, ''), caPub.replace(header, ''));
+    assert.equal(header.exec(installed)?.[1], header.exec(caPub)?.[1]);
+    assert.match(readFileSync(target('etc/ssh/jit-ssh/jit-ssh-refresh.state'), 'utf8'), new RegExp(`^ca_version ${header.exec(caPub)![1]}$`, 'm'));
+    assert.match(setup.stdout, /JIT_SSH_REFRESH_MAX_AGE/);
     assert.match(execFileSync('ssh-keygen', ['-Q', '-l', '-f', target('etc/ssh/jit-ssh/revoked.krl')], { encoding: 'utf8' }), /^# KRL version 1$/m);
     assert.equal(readFileSync(target('sbin/jit-ssh-refresh'), 'utf8'), readFileSync(path.join(ROOT, 'src/server-side/jit-ssh-refresh'), 'utf8'));
     assert.equal(readFileSync(target('libexec/jit-ssh-session-guard'), 'utf8'), readFileSync(path.join(ROOT, 'src/server-side/jit-ssh-session-guard'), 'utf8'));
@@ -95,6 +102,20 @@ describe('jit-ssh-ca server-setup', () => {
     assert.match(setup.stdout, /'\/usr\/local\/sbin\/jit-ssh-refresh' 'https:\/\/ca\.example\.com' '\/etc\/ssh\/jit-ssh'/);
     const printed = await run(CA_BIN, ['server-setup', '--print', 'session-guard'], env);
     assert.equal(printed.stdout, readFileSync(path.join(ROOT, 'src/server-side/jit-ssh-session-guard'), 'utf8'));
+  });
+
+  test('ok: a retired CA key goes into the embedded ca.pub as a "# retired" line, so a new server never trusts it', async () => {
+    const retired = userKey(dir, 'ed25519', undefined, 'retired-ca').publicLine;
+    const trusted = path.join(dir, 'trusted-ca-keys');
+    writeFileSync(trusted, `@retired ${retired}\n`);
+    const setup = await run(CA_BIN, ['server-setup', '--url', 'https://ca.example.com', '--trusted-ca-keys', trusted], env);
+    assert.equal(setup.code, 0, setup.stderr);
+    const caPub = /cat >"\$tmp" <<'JIT_SSH_EOF'\n([^]*?)\nJIT_SSH_EOF\ninstall -m 0644 "\$tmp" '\/etc\/ssh\/jit-ssh\/ca\.pub'/.exec(setup.stdout);
+    assert.ok(caPub, setup.stdout.slice(0, 2000));
+    const lines = caPub[1]!.split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(lines[0]!, /^ssh-ed25519 \S+ jit-ssh-ca$/);
+    assert.equal(lines[1], `# retired ${retired.split(' ').slice(0, 2).join(' ')}`);
   });
 
   test('fail: a missing or odd --url, --dir or --print is refused with one line', async () => {

@@ -71,8 +71,7 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
   const app = createApp({
     logger: silentLogger,
     bodyLimit: 65536,
-    caPublicKeys: () => [],
-    caPublicKeysSignature: () => Promise.reject(new Error('not in this test')),
+    caKeys: () => Promise.reject(new Error('not in this test')),
     ready: async () => {},
     auth,
     clientAddress: (c) => c.req.header('x-test-address') ?? address,

@@ -10,7 +10,8 @@ function build(overrides: Partial<AppDeps> = {}) {
   const app = createApp({
     logger: createLogger('debug', (l) => lines.push(l)),
     bodyLimit: 1024,
-    caPublicKeys: () => ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDbYqPRrs0Pk7A0jpahG0F1cpXHf0Q8LxDEEGyh3PhkH jit-ssh-ca', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1r2YmO7bMY1g3Yi4XKH8i8h2ZUsp2lm3s9kXUnJ4dY old'],
+    // /v1/ca.pub and /v1/krl on a real database: test/http/signed-documents.test.ts.
+    caKeys: () => Promise.reject(new Error('not in this test')),
     ready: async () => {},
     // These tests do not log in; test/http/auth.test.ts drives the real service.
     auth: { login: () => Promise.reject(new Error('not in this test')), authenticate: async () => null, logout: async () => {} },
@@ -20,7 +21,6 @@ function build(overrides: Partial<AppDeps> = {}) {
     reloadPolicy: async () => ({ ok: false, problems: [] }),
     audit: {} as AppDeps['audit'],
     krl: () => Promise.reject(new Error('not in this test')),
-    caPublicKeysSignature: () => Promise.reject(new Error('not in this test')),
     ...overrides,
   });
   return { app, lines };
@@ -50,16 +50,6 @@ test('ok/fail: /readyz follows the database', async () => {
   await db.close();
   const body = await expectProblem(await app.request('/readyz'), 503);
   assert.match(String(body['detail']), /database/);
-});
-
-test('ok: /v1/ca.pub serves every trusted CA key as a TrustedUserCAKeys file', async () => {
-  const { app } = build();
-  const res = await app.request('/v1/ca.pub');
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get('content-type')!, /^text\/plain/);
-  const text = await res.text();
-  assert.equal(text.split('\n').filter(Boolean).length, 2);
-  assert.ok(text.endsWith('\n'));
 });
 
 test('fail: unknown routes answer problem+json 404', async () => {

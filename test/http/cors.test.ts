@@ -78,8 +78,7 @@ describe('no cross-origin access', () => {
     const app = createApp({
       logger: silentLogger,
       bodyLimit: 1024,
-      caPublicKeys: () => [],
-      caPublicKeysSignature: () => Promise.reject(new Error('not in this test')),
+      caKeys: () => Promise.reject(new Error('not in this test')),
       ready: async () => {},
       auth: w.auth,
       clientAddress: () => null,

@@ -174,8 +174,7 @@ describe('login rate limits and the audit log use the resolved address', () => {
     const app = createApp({
       logger: silentLogger,
       bodyLimit: 65536,
-      caPublicKeys: () => [],
-      caPublicKeysSignature: () => Promise.reject(new Error('not in this test')),
+      caKeys: () => Promise.reject(new Error('not in this test')),
       ready: async () => {},
       auth,
       clientAddress: clientAddressResolver(trusted),

@@ -19,11 +19,10 @@ import { parsePolicy } from '../../src/core/policy.js';
 import type { Database } from '../../src/db/schema.js';
 import { createAdminApp, ACTOR_HEADER } from '../../src/http/admin-app.js';
 import { createApp } from '../../src/http/app.js';
-import { caPublicKeysText } from '../../src/http/routes/ca.js';
+import { createCaKeysPublisher } from '../../src/services/ca-keys.js';
 import type { Logger } from '../../src/log.js';
 import { createUserAdmin } from '../../src/services/users.js';
 import { publicKeyLine } from '../../src/ssh/signer.js';
-import { CA_KEYS_NAMESPACE, sshsign } from '../../src/ssh/sshsig.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { checkAsync, damaged, fc, hostileJsonText, hostileText, hostileUriComponent } from '../helpers/fuzz.js';
 import { SECRET_KEY, TestClock, totpAt } from '../helpers/identity.js';
@@ -77,13 +76,12 @@ for (const backend of BACKENDS) {
       t = await backend.open();
       // No address-wide login block: the fuzz fails many logins from one address, and a right one must still pass at the end.
       w = await webIdentity(t.db, clock, { policy: WORKFLOW_POLICY, settings: { addressFailureLimit: 1_000_000 } });
-      const caLines = [publicKeyLine(w.signer, 'jit-ssh-ca')];
+      const caKeys = createCaKeysPublisher({ db: t.db, signer: w.signer, publicKeys: [publicKeyLine(w.signer, 'jit-ssh-ca')], retiredKeys: [] });
       const policy = parsePolicy(WORKFLOW_POLICY);
       app = createApp({
         logger,
         bodyLimit: 65536,
-        caPublicKeys: () => caLines,
-        caPublicKeysSignature: () => sshsign(w.signer, CA_KEYS_NAMESPACE, Buffer.from(caPublicKeysText(caLines))),
+        caKeys: () => caKeys.document(),
         ready: async () => {},
         auth: w.auth,
         clientAddress: () => '198.51.100.9',

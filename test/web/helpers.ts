@@ -30,8 +30,7 @@ export async function webIdentity(db: Kysely<Database>, clock: TestClock, opts: 
   const app = createApp({
     logger: opts.logger ?? silentLogger,
     bodyLimit: 65536,
-    caPublicKeys: () => [],
-    caPublicKeysSignature: () => Promise.reject(new Error('not in this test')),
+    caKeys: () => Promise.reject(new Error('not in this test')),
     ready: async () => {},
     auth: id.auth,
     clientAddress: () => '198.51.100.7',
