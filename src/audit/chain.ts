@@ -15,13 +15,15 @@ import type { Database } from '../db/schema.js';
 import { sshsign, sshverify } from '../ssh/sshsig.js';
 import type { Signer } from '../ssh/signer.js';
 
-export type Stream = 'certificates' | 'audit_events';
-export const STREAMS: Stream[] = ['certificates', 'audit_events'];
+export type Stream = 'certificates' | 'audit_events' | 'row_versions';
+/** row_versions: every version of the workflow's rows (requests, approvals, grants), see audit/workflow.ts. */
+export const STREAMS: Stream[] = ['certificates', 'audit_events', 'row_versions'];
 
-export const SPEC: Record<Stream, { table: string; key: string; seq: string; storedHash: boolean }> = {
+export const SPEC: Record<Stream, { table: string; key: string; seq: string; time: string; storedHash: boolean }> = {
   // The issuer stores each certificate's record hash as it writes the row (record_hash).
-  certificates: { table: 'certificates', key: 'serial', seq: 'seq', storedHash: true },
-  audit_events: { table: 'audit_events', key: 'id', seq: 'id', storedHash: false },
+  certificates: { table: 'certificates', key: 'serial', seq: 'seq', time: 'issued_at', storedHash: true },
+  audit_events: { table: 'audit_events', key: 'id', seq: 'id', time: 'at', storedHash: false },
+  row_versions: { table: 'row_versions', key: 'id', seq: 'id', time: 'at', storedHash: false },
 };
 
 export const ZERO = Buffer.alloc(32);

@@ -134,6 +134,10 @@ async function verify(audit: AuditAdmin, opts: AuditOptions): Promise<number> {
       process.stderr.write(`${s.stream}: NOT INTACT: ${s.problem!.detail}\n`);
     }
   }
+  const w = result.workflow;
+  if (w.ok && !opts.json) {
+    process.stdout.write(`workflow: intact, ${w.rows.requests} requests, ${w.rows.approvals} approvals, ${w.rows.grants} grants and ${w.rows.revocations} revocations agree with their chained history\n`);
+  } else if (!w.ok) process.stderr.write(`workflow: NOT INTACT: ${w.problem}\n`);
   return result.ok ? 0 : 1;
 }
 

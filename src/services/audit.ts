@@ -6,16 +6,24 @@ import { checkpoint, sealStream, STREAMS, verifyStream, type VerifyResult } from
 import { ingestSshdLog, type IngestResult } from '../audit/usage.js';
 import { buildAccessReport, type AccessReport } from '../audit/report.js';
 import { exportChain } from '../audit/offline.js';
+import { verifyWorkflow, type WorkflowResult } from '../audit/workflow.js';
 import { caKeyUsage, type CaKeyUsage, parseTime, queryCertificates, queryEvents, type CertificateFilter, type EventFilter } from '../audit/queries.js';
 import type { Database } from '../db/schema.js';
 import type { Signer } from '../ssh/signer.js';
 import type { Logger } from '../log.js';
 import { every } from './periodic.js';
 
+export interface AuditVerifyResult {
+  ok: boolean;
+  streams: VerifyResult[];
+  /** The workflow tables (requests, approvals, grants, revocations) against their chained history and events. */
+  workflow: WorkflowResult;
+}
+
 export interface AuditService {
   certificates(query: Record<string, string | undefined>): ReturnType<typeof queryCertificates>;
   events(query: Record<string, string | undefined>): ReturnType<typeof queryEvents>;
-  verify(): Promise<{ ok: boolean; streams: VerifyResult[] }>;
+  verify(): Promise<AuditVerifyResult>;
   /** Every record of a period, newest first, one JSON object per line. */
   export(stream: string, query: Record<string, string | undefined>): AsyncGenerator<string>;
   /** The access review of a period (`since` default 30 days back, `until` default now). */
@@ -55,7 +63,8 @@ export function createAuditService(deps: { db: Kysely<Database>; now?: () => Dat
     async verify() {
       const streams: VerifyResult[] = [];
       for (const s of STREAMS) streams.push(await verifyStream(deps.db, s, { trustedKeys: deps.trustedKeys }));
-      return { ok: streams.every((s) => s.ok), streams };
+      const workflow = await verifyWorkflow(deps.db);
+      return { ok: streams.every((s) => s.ok) && workflow.ok, streams, workflow };
     },
     caKeyUsage: () => caKeyUsage(deps.db, now()),
     exportChain: () => exportChain(deps.db, now()),
