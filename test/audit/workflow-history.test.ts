@@ -161,6 +161,15 @@ for (const backend of BACKENDS) {
         await assert.rejects(statement.execute(db), refusal, what);
       }
       assert.equal(await snapshot(t.db), before, 'nothing changed');
+      if (service) {
+        // Nor can it lend the recording trigger's rights to a table of its own to forge versions.
+        await db.connection().execute(async (c) => {
+          await sql`create temp table requests (id text)`.execute(c);
+          await assert.rejects(sql`create trigger forge after insert on pg_temp.requests for each row execute function jit_ssh_row_version('id')`.execute(c), /permission denied/);
+          await assert.rejects(sql`insert into row_versions (tbl, row_key, op, xact, data) values ('requests', 'x', 'insert', 1, '{}')`.execute(c), /permission denied/);
+          await sql`drop table pg_temp.requests`.execute(c);
+        });
+      }
     });
 
     const cases: Array<[string, (ids: Ids) => Array<ReturnType<typeof sql>>, RegExp]> = [

@@ -45,6 +45,10 @@ export async function up(db: Kysely<any>): Promise<void> {
       img jsonb := jit_ssh_row_image(new);
       k text;
     begin
+      -- Only for the tables below: not for a table of the same name someone made elsewhere.
+      if tg_relid not in ('requests'::regclass, 'approvals'::regclass, 'grants'::regclass) then
+        raise exception 'jit_ssh_row_version records requests, approvals and grants only' using errcode = 'insufficient_privilege';
+      end if;
       select string_agg(img ->> a, '/' order by n) into k from unnest(tg_argv) with ordinality as u(a, n);
       insert into row_versions (tbl, row_key, op, xact, data) values (tg_table_name, k, lower(tg_op), txid_current(), img);
       return null;
@@ -53,6 +57,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`do $$ begin
     execute format('alter function jit_ssh_row_version() set search_path = %I, pg_temp', current_schema());
   end $$`.execute(db);
+  // Nobody else may attach it to a table of their own (a temporary "requests") to write versions with its rights.
+  await sql`revoke all on function jit_ssh_row_version() from public`.execute(db);
 
   // Whether this transaction wrote the row itself (then nobody else has seen it yet).
   await sql`create function jit_ssh_written_here(t text, k text) returns boolean language sql stable as $$
