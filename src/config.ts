@@ -38,6 +38,8 @@ export interface ServerConfig {
   requestTimeout: number;
   /** Key encrypting secrets at rest (TOTP seeds); null = the generated `dataDir/secret.key` (embedded database only). */
   secretKey: Buffer | null;
+  /** The witness log: a JSON line per checkpoint this instance signs, appended (ship it off the host). */
+  checkpointLog: string;
   /** Unix socket for local administration (`jit-ssh-ca user ...` while the server runs). */
   adminSocket: string;
   auth: AuthSettings;
@@ -114,6 +116,7 @@ export const SERVER_SETTINGS = {
   requestTimeout: { env: 'JIT_SSH_REQUEST_TIMEOUT', flag: 'request-timeout', help: 'every request is answered within this, 503 past it (default 10s)' },
   secretKey: { env: 'JIT_SSH_SECRET_KEY', flag: null, help: '32-byte key (base64 or hex) encrypting secrets at rest; required with DATABASE_URL' },
   secretKeyFile: { env: 'JIT_SSH_SECRET_KEY_FILE', flag: 'secret-key-file', help: 'file holding JIT_SSH_SECRET_KEY' },
+  checkpointLog: { env: 'JIT_SSH_CHECKPOINT_LOG', flag: 'checkpoint-log', help: 'file the audit checkpoints this instance signs are appended to, a JSON line each (default DATA_DIR/checkpoints.jsonl)' },
   adminSocket: { env: 'JIT_SSH_ADMIN_SOCKET', flag: 'admin-socket', help: 'local admin socket (default DATA_DIR/admin.sock)' },
   tokenTtl: { env: 'JIT_SSH_TOKEN_TTL', flag: 'token-ttl', help: 'login session lifetime (default 1h)' },
   adminGroup: { env: 'JIT_SSH_ADMIN_GROUP', flag: 'admin-group', help: 'group of administrators (default admins)' },
@@ -179,6 +182,7 @@ const schema = z.object({
   secretKey: z.string().optional(),
   secretKeyFile: z.string().optional(),
   adminSocket: z.string().optional(),
+  checkpointLog: z.string().optional(),
   tokenTtl: duration(60, 7 * 86400).default(3600),
   adminGroup: z.string().regex(GROUP_NAME, 'must be a group name').default('admins'),
   auditorGroup: z.string().regex(GROUP_NAME, 'must be a group name').default('auditors'),
@@ -274,6 +278,7 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     tls,
     trustedProxies,
     adminSocket: v.adminSocket ? path.resolve(cwd, v.adminSocket) : path.join(dataDir, 'admin.sock'),
+    checkpointLog: v.checkpointLog ? path.resolve(cwd, v.checkpointLog) : path.join(dataDir, 'checkpoints.jsonl'),
     auth: Object.freeze({
       tokenTtl: v.tokenTtl,
       adminGroup: v.adminGroup,

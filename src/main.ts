@@ -15,7 +15,11 @@ import { createNotifier, type Notifier } from './services/notify.js';
 import { createPolicyStore } from './services/policy-store.js';
 import { PolicyError } from './core/policy.js';
 import { appendEvent } from './db/audit-events.js';
-import { createAuditService, startSealer, type AuditService } from './services/audit.js';
+import { createAuditService, startSealer, type AuditService, type Sealer } from './services/audit.js';
+import { HEADS_FILE, openWitness, type Witness } from './audit/signed-heads.js';
+import { NotReadyError } from './http/routes/health.js';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { createRevocationService, type RevocationService } from './services/revocation.js';
 import { every } from './services/periodic.js';
 import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
@@ -93,6 +97,8 @@ export interface RunningServer {
   notifier: Notifier;
   audit: AuditService;
   revocation: RevocationService;
+  /** Seals and signs the audit log; says when the log no longer holds what this instance signed. */
+  sealer: Sealer;
   /** Re-reads the policy file (what SIGHUP does); an invalid file is refused and logged. */
   reloadPolicy(actor: string): Promise<PolicyReloadResult>;
   database: DbHandle;
@@ -132,7 +138,16 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   const certificates = createCertificateService({ db: database.db, issuer, policy: policyStore.current });
   const notifier = createNotifier({ db: database.db, secret: config.webhookSecret, logger });
   const trustedBlobs = caKeyBlobs(keys.publicKeys);
-  const audit = createAuditService({ db: database.db, trustedKeys: [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()] });
+  // The heads this instance signed and the witness of its checkpoints live outside the database.
+  let witness: Witness;
+  try {
+    await fs.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    witness = await openWitness({ headFile: path.join(config.dataDir, HEADS_FILE), logFile: config.checkpointLog, logger });
+  } catch (e) {
+    await database.close();
+    throw e;
+  }
+  const audit = createAuditService({ db: database.db, trustedKeys: [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()], signedHeads: async () => witness.heads() });
   const revocation = createRevocationService({ db: database.db, signer: keys.signer, caKeys: trustedBlobs });
   const reloadPolicy = async (actor: string): Promise<PolicyReloadResult> => {
     let result: PolicyReloadResult;
@@ -147,11 +162,19 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     return result;
   };
   const caKeys = createCaKeysPublisher({ db: database.db, signer: keys.signer, publicKeys: keys.publicKeys, retiredKeys: keys.retiredKeys });
+  // Started once the server listens; readiness reads its status.
+  let sealer: Sealer;
   const app = createApp({
     logger,
     bodyLimit: config.bodyLimit,
     caKeys: () => caKeys.document(),
-    ready: () => database.ping(),
+    ready: async () => {
+      await database.ping();
+      const { problems } = sealer.status();
+      if (problems.length > 0) {
+        throw new NotReadyError(`the audit log no longer holds the chain head this instance signed (${problems.map((p) => `${p.stream}: ${p.detail}`).join('; ')}); it signs no checkpoint until it does`);
+      }
+    },
     auth,
     clientAddress: clientAddressResolver(config.trustedProxies),
     requests,
@@ -208,7 +231,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   // Unanswered requests expire on time even when nobody looks at them.
   const expiry = every('request expiry', 15_000, () => requests.expireDue(), logger);
   notifier.start();
-  const sealer = startSealer({ db: database.db, signer: keys.signer, logger });
+  sealer = startSealer({ db: database.db, signer: keys.signer, logger, witness });
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -223,7 +246,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
       clearTimeout(timer);
       await database.close();
     })());
-  return { url, app, issuer, auth, users, requests, notifier, audit, revocation, reloadPolicy, database, signer: keys.signer, close };
+  return { url, app, issuer, auth, users, requests, notifier, audit, revocation, sealer, reloadPolicy, database, signer: keys.signer, close };
 }
 
 /** Runs the server until SIGTERM or SIGINT, then drains requests and closes the database. */

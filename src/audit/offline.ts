@@ -12,7 +12,8 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { sshverify } from '../ssh/sshsig.js';
-import { canonicalRecord, chainHash, nextPosition, CHECKPOINT_NAMESPACE, checkpointText, recordHash, SPEC, STREAMS, ZERO, type Stream } from './chain.js';
+import { describeEntry, type WitnessEntry } from './witness-check.js';
+import { canonicalRecord, chainHash, CLOCK_TOLERANCE_MS, nextPosition, CHECKPOINT_NAMESPACE, checkpointText, recordHash, SPEC, STREAMS, ZERO, type Stream } from './chain.js';
 
 export const EXPORT_FORMAT = 'jit-ssh-chain/1';
 const PAGE = 2000;
@@ -74,9 +75,14 @@ export interface OfflineResult {
  * signed by a trusted key. A stream with records but no checkpoint is
  * refused: nothing would vouch for it.
  */
-export async function verifyChainExport(lines: AsyncIterable<string>, trustedKeys: readonly Buffer[]): Promise<OfflineResult> {
-  const state = new Map<Stream, { next: bigint; chain: Buffer; result: OfflineStreamResult }>();
+export async function verifyChainExport(lines: AsyncIterable<string>, trustedKeys: readonly Buffer[], witness?: ReadonlyMap<Stream, ReadonlyMap<string, WitnessEntry>>): Promise<OfflineResult> {
+  const state = new Map<Stream, { next: bigint; chain: Buffer; newest: number; latest: { position: bigint; at: number } | null; backdated: string | null; result: OfflineStreamResult }>();
   const fail = (problem: string): OfflineResult => ({ ok: false, streams: [...state.values()].map((s) => s.result), problem });
+  // Witnessed checkpoints (audit verify --checkpoint) the export does not hold; the first by line is named.
+  let unheld: { entry: WitnessEntry; why: string } | null = null;
+  const notHeld = (entry: WitnessEntry, why: string) => {
+    if (!unheld || entry.line < unheld.entry.line) unheld = { entry, why };
+  };
   let n = 0;
   let header = false;
   for await (const line of lines) {
@@ -98,7 +104,7 @@ export async function verifyChainExport(lines: AsyncIterable<string>, trustedKey
     const stream = item['stream'] as Stream;
     if (!STREAMS.includes(stream)) return fail(`line ${n}: unknown stream ${JSON.stringify(stream)}`);
     let s = state.get(stream);
-    if (!s) state.set(stream, (s = { next: 1n, chain: ZERO, result: { stream, records: 0, checkpoints: 0, signed_through: null } }));
+    if (!s) state.set(stream, (s = { next: 1n, chain: ZERO, newest: Number.NaN, latest: null, backdated: null, result: { stream, records: 0, checkpoints: 0, signed_through: null } }));
     const position = typeof item['position'] === 'string' && /^\d{1,19}$/.test(item['position']) ? BigInt(item['position']) : null;
     if (position === null) return fail(`line ${n}: bad position`);
     if (item['type'] === 'link') {
@@ -106,6 +112,17 @@ export async function verifyChainExport(lines: AsyncIterable<string>, trustedKey
       const record = item['record'];
       if (!record || typeof record !== 'object') return fail(`line ${n}: no record`);
       s.chain = chainHash(s.chain, recordHash(stream, record as Record<string, unknown>));
+      // Dated before the records before it (see CLOCK_TOLERANCE_MS). The export does not say when a record
+      // was sealed, only that it was before the next checkpoint: a record dated after that checkpoint is
+      // the one to name, so a finding waits for it.
+      const at = Date.parse(String((record as Record<string, unknown>)[SPEC[stream].time]));
+      if (!s.backdated && at < s.newest - CLOCK_TOLERANCE_MS) {
+        s.backdated = `${stream}: record at position ${position} is dated ${new Date(at).toISOString()}, before the records before it (${new Date(s.newest).toISOString()}): it was written after the fact`;
+      }
+      if (!Number.isNaN(at) && !(at <= s.newest)) s.newest = at;
+      if (!Number.isNaN(at) && !(at <= (s.latest?.at ?? Number.NaN))) s.latest = { position, at };
+      const w = witness?.get(stream)?.get(position.toString());
+      if (w && w.chain !== s.chain.toString('hex')) notHeld(w, `the export's chain there is not the one signed: the history up to it was rewritten`);
       s.next++;
       s.result.records++;
     } else if (item['type'] === 'checkpoint') {
@@ -120,6 +137,11 @@ export async function verifyChainExport(lines: AsyncIterable<string>, trustedKey
       } catch (e) {
         return fail(`${stream}: checkpoint at position ${position}: ${(e as Error).message}`);
       }
+      if (s.latest && s.latest.at > at.getTime() + CLOCK_TOLERANCE_MS) {
+        return fail(`${stream}: record at position ${s.latest.position} is dated ${new Date(s.latest.at).toISOString()}, after the checkpoint at position ${position} that signed it (${at.toISOString()}): its time is false`);
+      }
+      if (s.backdated) return fail(s.backdated);
+      s.latest = null;
       s.result.checkpoints++;
       s.result.signed_through = position.toString();
     } else {
@@ -127,7 +149,14 @@ export async function verifyChainExport(lines: AsyncIterable<string>, trustedKey
     }
   }
   if (!header) return fail('the export is empty');
+  for (const [stream, entries] of witness ?? []) {
+    const end = (state.get(stream)?.next ?? 1n) - 1n;
+    for (const e of entries.values()) if (e.position > end) notHeld(e, `the export ends at position ${end}: records were cut from its end`);
+  }
+  const missing = unheld as { entry: WitnessEntry; why: string } | null;
+  if (missing) return fail(`checkpoint file ${describeEntry(missing.entry)}: ${missing.why}`);
   for (const s of state.values()) {
+    if (s.backdated) return fail(s.backdated);
     if (s.result.records > 0 && s.result.checkpoints === 0) return fail(`${s.result.stream}: no signed checkpoint vouches for its ${s.result.records} records`);
   }
   return { ok: true, streams: [...state.values()].map((s) => s.result), problem: null };

@@ -4,6 +4,8 @@
 
 import http from 'node:http';
 import os from 'node:os';
+import path from 'node:path';
+import { HEADS_FILE, readSignedHeads } from '../audit/signed-heads.js';
 import type { ServerConfig } from '../config.js';
 import { DomainError, type ErrorCode } from '../core/errors.js';
 import { createSecretBox, loadOrCreateSecretKey } from '../auth/secret-box.js';
@@ -24,6 +26,7 @@ export interface AuditAdmin {
   ingestSshd: AuditService['ingestSshd'];
   report: AuditService['report'];
   caKeyUsage: AuditService['caKeyUsage'];
+  chainHashes: AuditService['chainHashes'];
   exportChain(): AsyncIterable<string>;
   revoke(target: RevokeTarget, reason: string): Promise<{ revoked: string[] }>;
   krl(): Promise<Krl>;
@@ -93,6 +96,7 @@ function socketAudit(socketPath: string, actor: string): AuditAdmin {
     ingestSshd: (text, host) => call('POST', '/admin/audit/sshd-log', { text, host }) as ReturnType<AuditAdmin['ingestSshd']>,
     report: (q) => call('GET', '/admin/audit/report', undefined, q) as ReturnType<AuditAdmin['report']>,
     exportChain: () => socketStream(socketPath, actor, '/admin/audit/chain'),
+    chainHashes: (stream, positions) => call('POST', '/admin/audit/chain-hashes', { stream, positions }) as ReturnType<AuditAdmin['chainHashes']>,
     caKeyUsage: async () => ((await call('GET', '/admin/ca/key-usage')) as { keys: Awaited<ReturnType<AuditAdmin['caKeyUsage']>> }).keys,
     revoke: (target, reason) => call('POST', '/admin/revocations', { ...target, reason }) as ReturnType<AuditAdmin['revoke']>,
     krl: async () => {
@@ -109,10 +113,13 @@ function directAudit(db: DbHandle['db'], config: ServerConfig, actor: string): A
   const trusted = async () => caKeyBlobs((await caKeys()).publicKeys);
   const everTrusted = async () => caKeyBlobs([...(await caKeys()).publicKeys, ...(await caKeys()).retiredKeys]);
   const audit = createAuditService({ db });
+  // The heads the instance using this data directory signed, when it is one (see audit/signed-heads.ts).
+  const signedHeads = () => readSignedHeads(path.join(config.dataDir, HEADS_FILE));
   return {
     certificates: (q) => audit.certificates(q),
     events: (q) => audit.events(q),
-    verify: async () => createAuditService({ db, trustedKeys: [...(await everTrusted()).values()] }).verify(),
+    verify: async () => createAuditService({ db, trustedKeys: [...(await everTrusted()).values()], signedHeads }).verify(),
+    chainHashes: (stream, positions) => audit.chainHashes(stream, positions),
     ingestSshd: (text, host) => audit.ingestSshd(text, host),
     report: (q) => audit.report(q),
     caKeyUsage: () => audit.caKeyUsage(),

@@ -2,18 +2,14 @@
 // view of the logs from the CA host, through the running server's admin
 // socket or, with no server running, the database itself.
 
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CertificateView, EventView } from '../audit/queries.js';
 import type { ServerConfig } from '../config.js';
 import { CERT_COLUMNS, csvRow, EVENT_COLUMNS } from '../audit/csv.js';
 import { renderAccessReport } from '../audit/report.js';
 import { openAdmin, type AuditAdmin } from './admin-client.js';
-import readline from 'node:readline';
-import { verifyChainExport } from '../audit/offline.js';
-import { silentLogger } from '../log.js';
-import { caKeyBlobs, loadCaKeys } from '../main.js';
-import { loadTrustedKeys } from '../ssh/ca-key.js';
+import { readInput, verify, verifyFile } from './audit-verify.js';
 import { table } from './client/format.js';
 import { UsageError } from './run.js';
 
@@ -100,43 +96,6 @@ async function list<T>(
   }
 }
 
-/** Checks a chain export with nothing but the file and the CA public keys. */
-async function verifyFile(file: string, keysFile: string | undefined, config: ServerConfig, opts: AuditOptions): Promise<number> {
-  let keys: string[];
-  if (keysFile) {
-    const k = await loadTrustedKeys(keysFile);
-    keys = [...k.trusted, ...k.retired];
-    if (keys.length === 0) throw new Error(`${keysFile} holds no CA public key`);
-  } else {
-    const k = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);
-    keys = [...k.publicKeys, ...k.retiredKeys];
-  }
-  const lines = readline.createInterface({ input: (await readInput(file)) as NodeJS.ReadableStream, crlfDelay: Infinity });
-  const result = await verifyChainExport(lines, [...caKeyBlobs(keys).values()]);
-  if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
-  else {
-    for (const s of result.streams) {
-      process.stdout.write(`${s.stream}: ${s.records} records, ${s.checkpoints} signed checkpoints${s.signed_through && BigInt(s.signed_through) < BigInt(s.records) ? `, signed through position ${s.signed_through}` : ''}\n`);
-    }
-  }
-  if (!result.ok) process.stderr.write(`${file}: NOT INTACT: ${result.problem}\n`);
-  return result.ok ? 0 : 1;
-}
-
-async function verify(audit: AuditAdmin, opts: AuditOptions): Promise<number> {
-  const result = await audit.verify();
-  if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
-  for (const s of result.streams) {
-    if (s.ok) {
-      const pending = s.unsealed > 0 ? `, ${s.unsealed} written since the last seal` : '';
-      if (!opts.json) process.stdout.write(`${s.stream}: intact, ${s.sealed} records on the chain, ${s.checkpoints} signed checkpoints${pending}\n`);
-    } else {
-      process.stderr.write(`${s.stream}: NOT INTACT: ${s.problem!.detail}\n`);
-    }
-  }
-  return result.ok ? 0 : 1;
-}
-
 /** JSON lines for a SIEM: every record of the period, newest first, page by page. */
 async function exportLines(audit: AuditAdmin, opts: AuditOptions): Promise<void> {
   if (opts.flags['chain'] === true) {
@@ -193,19 +152,6 @@ async function openOutput(file: string | boolean | undefined, mode = 0o600) {
       await fs.rm(tmp, { force: true });
     },
   };
-}
-
-async function readInput(file: string): Promise<AsyncIterable<string>> {
-  if (file === '-') {
-    process.stdin.setEncoding('utf8');
-    return process.stdin;
-  }
-  try {
-    await fs.access(file);
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
-  }
-  return createReadStream(file, { encoding: 'utf8' });
 }
 
 /** Reads the log in chunks of whole lines, so a large file never sits in memory (or one request) at once. */
@@ -315,7 +261,7 @@ export async function auditCommand(command: 'audit' | 'revoke' | 'krl', sub: str
         }, opts, 'events', EVENT_COLUMNS, EVENT_TABLE);
         return 0;
       case 'verify':
-        return await verify(audit, opts);
+        return await verify(audit, config, opts);
       case 'export':
         await exportLines(audit, opts);
         return 0;

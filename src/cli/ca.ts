@@ -39,15 +39,20 @@ Usage:
                                      issued certificates, newest first; filters: --user --principal --role
                                      --serial --request --approver --break-glass true|false --since --until
   jit-ssh-ca audit events [--actor A] [--action X] [--target T] [--since] [--until] [--format ...]
-  jit-ssh-ca audit verify [--json]   check the hash chain and its signed checkpoints; exit 1 naming the
-                                     first bad or missing record
+  jit-ssh-ca audit verify [--checkpoint FILE] [--json]
+                                     check the hash chains, their signed checkpoints, the heads this
+                                     instance signed and the workflow tables; exit 1 naming the first bad
+                                     or missing record; --checkpoint: the log still holds and extends
+                                     every checkpoint witnessed in FILE (JIT_SSH_CHECKPOINT_LOG, or an
+                                     older export), naming the first it does not
   jit-ssh-ca audit export [--stream certificates|events] [filters] [--out FILE]
                                      every record of a period as JSON lines (for a SIEM)
   jit-ssh-ca audit export --chain [--out FILE]
                                      the hash chain with its signed checkpoints, to check elsewhere
-  jit-ssh-ca audit verify --file FILE [--ca-keys FILE]
+  jit-ssh-ca audit verify --file FILE [--ca-keys FILE] [--checkpoint FILE]
                                      check such an export offline, against the CA public keys (ca.pub;
-                                     lines marked @retired count too)
+                                     lines marked @retired count too), and that it holds every
+                                     checkpoint witnessed in the --checkpoint file
   jit-ssh-ca audit ingest-sshd FILE|- [--hostname NAME]
                                      record certificate logins from an sshd log (read twice, counted once);
                                      --hostname names the server for lines without a syslog prefix
@@ -150,6 +155,7 @@ async function main(argv: string[]): Promise<number> {
       chain: { type: 'boolean' },
       file: { type: 'string' },
       'ca-keys': { type: 'string' },
+      checkpoint: { type: 'string' },
       // server-setup
       url: { type: 'string' },
       dir: { type: 'string' },

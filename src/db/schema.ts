@@ -145,6 +145,17 @@ export interface ChainCheckpointsTable {
   signature: string;
 }
 
+/** Every version of each row of requests, approvals and grants, written by a trigger; chained like the logs. */
+export interface RowVersionsTable {
+  id: ColumnType<string, never, never>;
+  tbl: 'requests' | 'approvals' | 'grants';
+  row_key: string;
+  op: 'baseline' | 'insert' | 'update';
+  xact: string;
+  at: Date;
+  data: Record<string, unknown>;
+}
+
 export interface RevocationsTable {
   serial: string;
   reason: string;
@@ -194,6 +205,7 @@ export interface Database {
   notifications: NotificationsTable;
   chain_links: ChainLinksTable;
   chain_checkpoints: ChainCheckpointsTable;
+  row_versions: RowVersionsTable;
   revocations: RevocationsTable;
   krl_state: KrlStateTable;
   ca_keys_state: CaKeysStateTable;

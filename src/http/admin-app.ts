@@ -71,6 +71,10 @@ export function createAdminApp(deps: AdminAppDeps) {
       for await (const chunk of deps.audit.exportChain()) await s.write(chunk);
     });
   });
+  app.post('/admin/audit/chain-hashes', async (c) => {
+    const b = await jsonBody(c);
+    return c.json(await deps.audit.chainHashes(b['stream'] as string, b['positions']));
+  });
   app.get('/admin/ca/key-usage', async (c) => c.json({ keys: await deps.audit.caKeyUsage() }));
   app.get('/admin/audit/report', async (c) => c.json(await deps.audit.report(c.req.query())));
   app.post('/admin/audit/sshd-log', async (c) => {

@@ -152,6 +152,43 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test('fail: a record dated before the chain head it is sealed after, or after its sealing, is named by the sealer as it seals it and by verify', async () => {
+      const t = await backend.open();
+      try {
+        await seed(t.db, 3);
+        await sealStream(t.db, 'audit_events', new Date());
+        // Anyone who may insert (the service's role too) writes an event dated three days back, after newer ones.
+        await appendEvent(t.db, { at: new Date(Date.now() - 3 * 86_400_000), actor: 'mallory', action: 'login.ok', target: 'mallory', outcome: 'ok', clientAddress: null, details: {} });
+        await appendEvent(t.db, { at: new Date(), actor: 'u', action: 'test.event', target: null, outcome: 'ok', clientAddress: null, details: {} });
+        const flagged: string[] = [];
+        assert.equal(await sealStream(t.db, 'audit_events', new Date(), 1000, (p) => flagged.push(p)), 2, 'it is sealed all the same: a refusal would stall the chain');
+        const backdated = /^audit_events record (\d+) \(position 4\) is dated \S+, before the chain head it was sealed after \(\S+\): it was written after the fact$/;
+        assert.equal(flagged.length, 1, flagged.join('\n'));
+        assert.match(flagged[0]!, backdated);
+        const v = await verifyStream(t.db, 'audit_events');
+        assert.equal(v.ok, false);
+        assert.match(v.problem!.detail, backdated);
+        assert.equal(v.problem!.record, backdated.exec(v.problem!.detail)![1]);
+        await checkpoint(t.db, 'audit_events', signer, new Date());
+        let text = '';
+        for await (const chunk of exportChain(t.db, new Date())) text += chunk;
+        const offline = await verifyChainExport((async function* () { yield* text.trimEnd().split('\n'); })(), [signer.publicKeyBlob]);
+        assert.match(offline.problem ?? '', /^audit_events: record at position 4 is dated \S+, before the records before it \(\S+\): it was written after the fact$/);
+
+        // A certificate dated days ahead is named itself, and does not make the honest ones after it look backdated.
+        const ahead = createIssuer({ db: t.db, signer, now: () => new Date(Date.now() + 2 * 86_400_000) });
+        await ahead.issue({ username: 'u', requestId: 'r', role: 'web', publicKey: key.publicLine, principals: ['deploy'], validAfter: new Date(), validBefore: new Date(Date.now() + 3_600_000), extensions: [], criticalOptions: {}, clientAddress: null });
+        await seed(t.db, 2);
+        const flaggedCerts: string[] = [];
+        await sealStream(t.db, 'certificates', new Date(), 1000, (p) => flaggedCerts.push(p));
+        assert.equal(flaggedCerts.length, 1, flaggedCerts.join('\n'));
+        assert.match(flaggedCerts[0]!, /^certificates record \d+ \(position 4\) is dated \S+, after it was sealed \(\S+\): its time is false$/);
+        assert.match((await verifyStream(t.db, 'certificates')).problem!.detail, /^certificates record \d+ \(position 4\) is dated \S+, after it was sealed/);
+      } finally {
+        await t.cleanup();
+      }
+    });
+
     test('ok/fail: an export of the chain is checked offline with only the CA key; edits, gaps and foreign keys are caught', async () => {
       const t = await backend.open();
       try {

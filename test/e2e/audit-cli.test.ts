@@ -218,6 +218,46 @@ describe('jit-ssh-ca audit, revoke and krl', () => {
     assert.equal(v.stderr, `certificates: NOT INTACT: certificates record ${certs[1]!.serial} (position 2) was altered\n`);
   });
 
+  test('ok/fail: the newest events cut with their links and checkpoints: verify, against the head the server signed and the checkpoints it witnessed, names the cut; so does the offline check', async () => {
+    const h = await openDatabase({ databaseUrl: null, dataDir });
+    const witnessed = path.join(dataDir, 'checkpoints.jsonl');
+    const signed = JSON.parse(readFileSync(path.join(dataDir, 'audit-heads.json'), 'utf8')).streams.audit_events.position as string;
+    try {
+      // Put back the record the test before altered: from here on only the cut is wrong.
+      await h.db.connection().execute(async (c) => {
+        await sql`set session_replication_role = replica`.execute(c);
+        await sql`update certificates set valid_before = valid_before - interval '30 days' where serial = ${certs[1]!.serial}`.execute(c);
+      });
+    } finally {
+      await h.close();
+    }
+    const intact = await ca('audit', 'verify', '--checkpoint', witnessed);
+    assert.equal(intact.code, 0, intact.stderr);
+    assert.match(intact.stdout, /\nworkflow: intact, 1 requests, 0 approvals, 1 grants and 1 revocations agree with their chained history\n/);
+    assert.match(intact.stdout, /\ncheckpoints: the log holds and extends all \d+ witnessed in .*checkpoints\.jsonl \(newest: .*audit_events \d+/);
+    const cut = await openDatabase({ databaseUrl: null, dataDir });
+    try {
+      await cut.db.connection().execute(async (c) => {
+        await sql`set session_replication_role = replica`.execute(c);
+        await sql`delete from audit_events where id::text in (select record_key from chain_links where stream = 'audit_events' and position >= ${signed})`.execute(c);
+        await sql`delete from chain_links where stream = 'audit_events' and position >= ${signed}`.execute(c);
+        await sql`delete from chain_checkpoints where stream = 'audit_events' and position >= ${signed}`.execute(c);
+      });
+    } finally {
+      await cut.close();
+    }
+    const before = BigInt(signed) - 1n;
+    const v = await ca('audit', 'verify', '--checkpoint', witnessed);
+    assert.equal(v.code, 1);
+    assert.match(v.stderr, new RegExp(`^audit_events: NOT INTACT: the chain ends at position ${before}, before position ${signed} this instance signed at \\S+: records were cut from its end\n`));
+    assert.match(v.stderr, new RegExp(`checkpoints\\.jsonl: NOT INTACT: line \\d+: audit_events checkpoint at position ${signed} \\(signed \\S+\\): the log ends at position ${before}: records were cut from its end\n$`));
+    const exportFile = path.join(dir, 'cut.jsonl');
+    assert.equal((await ca('audit', 'export', '--chain', '--out', exportFile)).code, 0);
+    const offline = await run(CA_BIN, ['audit', 'verify', '--file', exportFile, '--ca-keys', path.join(dir, 'ca.pub'), '--checkpoint', witnessed], cleanEnv());
+    assert.equal(offline.code, 1, offline.stdout);
+    assert.match(offline.stderr, new RegExp(`NOT INTACT: checkpoint file line \\d+: audit_events checkpoint at position ${signed} \\(signed \\S+\\): the export ends at position ${before}: records were cut from its end\n$`));
+  });
+
   test('fail: bad command lines and unknown records get one line on stderr and a non-zero exit', async () => {
     const cases: Array<[string[], number, RegExp]> = [
       [['revoke', '123'], 2, /^jit-ssh-ca: --reason TEXT is required/],
@@ -230,6 +270,7 @@ describe('jit-ssh-ca audit, revoke and krl', () => {
       [['audit', 'frobnicate'], 2, /^jit-ssh-ca: usage: jit-ssh-ca audit list\|events/],
       [['audit', 'ingest-sshd', path.join(dir, 'missing.log')], 1, /^jit-ssh-ca: cannot read .*missing\.log: ENOENT$/],
       [['audit', 'export', '--stream', 'logins'], 2, /^jit-ssh-ca: --stream must be certificates or events/],
+      [['audit', 'verify', '--checkpoint', path.join(dir, 'missing.jsonl')], 1, /^jit-ssh-ca: cannot read .*missing\.jsonl: ENOENT$/],
     ];
     for (const [args, code, stderr] of cases) {
       const r = await ca(...args);

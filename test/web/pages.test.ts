@@ -257,6 +257,7 @@ for (const backend of BACKENDS) {
       await aud.get('/ui/audit/integrity');
       assert.match(aud.html, /Intact: every sealed record/);
       assert.match(aud.html, /<td>certificates<\/td><td><span class="badge s-ok">intact<\/span>/);
+      assert.match(aud.html, /Requests \(\d+\), approvals \(\d+\), grants \(\d+\) and revocations \(\d+\) agree with their chained history/);
 
       await aud.get('/ui/audit/report?since=2026-11-01T00:00:00Z&until=2026-12-01T00:00:00Z');
       assert.match(aud.html, /<caption>Totals<\/caption>/);

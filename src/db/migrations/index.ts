@@ -6,6 +6,7 @@ import * as certificates from './2026-11-22-01-certificates.js';
 import * as identity from './2026-11-22-02-identity.js';
 import * as requests from './2026-11-22-03-requests.js';
 import * as audit from './2026-11-22-04-audit.js';
+import * as workflowHistory from './2026-12-03-01-workflow-history.js';
 import * as caKeysState from './2026-12-03-02-ca-keys-state.js';
 
 const migrations: Record<string, Migration> = {
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   '2026-11-22-02-identity': identity,
   '2026-11-22-03-requests': requests,
   '2026-11-22-04-audit': audit,
+  '2026-12-03-01-workflow-history': workflowHistory,
   '2026-12-03-02-ca-keys-state': caKeysState,
 };
 

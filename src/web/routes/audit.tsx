@@ -200,6 +200,11 @@ export function auditRoutes(deps: WebDeps) {
             s.problem ? `${s.problem.detail}${s.problem.record ? ` (record ${s.problem.record})` : ''}` : null,
           ])}
         />
+        <p class={result.workflow.ok ? 'notice' : 'alert'}>
+          {result.workflow.ok
+            ? `Requests (${result.workflow.rows.requests}), approvals (${result.workflow.rows.approvals}), grants (${result.workflow.rows.grants}) and revocations (${result.workflow.rows.revocations}) agree with their chained history and the audit events.`
+            : `The workflow tables do NOT agree with their chained history: ${result.workflow.problem}`}
+        </p>
         <p class="muted">Records not yet sealed are new ones the server seals within a second or so; they are not a problem.</p>
       </>
     ));
