@@ -6,12 +6,14 @@ import * as certificates from './2026-11-22-01-certificates.js';
 import * as identity from './2026-11-22-02-identity.js';
 import * as requests from './2026-11-22-03-requests.js';
 import * as audit from './2026-11-22-04-audit.js';
+import * as grantEnd from './2026-12-03-04-grant-end.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-22-01-certificates': certificates,
   '2026-11-22-02-identity': identity,
   '2026-11-22-03-requests': requests,
   '2026-11-22-04-audit': audit,
+  '2026-12-03-04-grant-end': grantEnd,
 };
 
 export const migrationProvider: MigrationProvider = {
