@@ -133,7 +133,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   const box = createSecretBox(config.secretKey ?? (await loadOrCreateSecretKey(config.dataDir)));
   const issuer = createIssuer({ db: database.db, signer: keys.signer });
   const auth = await createAuthService({ db: database.db, box, settings: config.auth });
-  const users = createUserAdmin({ db: database.db, box, passwordCost: config.auth.passwordCost });
+  const users = createUserAdmin({ db: database.db, box, passwordCost: config.auth.passwordCost, policy: policyStore.current });
   const requests = createRequestService({ db: database.db, policy: policyStore.current });
   const certificates = createCertificateService({ db: database.db, issuer, policy: policyStore.current });
   const notifier = createNotifier({ db: database.db, secret: config.webhookSecret, logger });
@@ -149,6 +149,10 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   }
   const audit = createAuditService({ db: database.db, trustedKeys: [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()], signedHeads: async () => witness.heads() });
   const revocation = createRevocationService({ db: database.db, signer: keys.signer, caKeys: trustedBlobs });
+  const endIneligible = async () => {
+    const ended = await requests.endIneligible();
+    if (ended.ended_grants.length > 0) logger.info('grants ended: their holders may no longer hold them', { grants: ended.ended_grants, revoked: ended.revoked });
+  };
   const reloadPolicy = async (actor: string): Promise<PolicyReloadResult> => {
     let result: PolicyReloadResult;
     try {
@@ -159,6 +163,8 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
       logger.error('policy reload refused; the policy in force is unchanged', { problems: result.problems });
     }
     await appendEvent(database.db, { at: new Date(), actor, action: 'policy.reload', target: config.policyPath, outcome: result.ok ? 'ok' : 'refused', clientAddress: null, details: result });
+    // Grants the new policy no longer allows end now, not at the next sweep (which retries on failure).
+    if (result.ok && result.changed) await endIneligible().catch((e) => logger.warn('ending grants the new policy no longer allows failed; retried every 15 s', errorFields(e)));
     return result;
   };
   const caKeys = createCaKeysPublisher({ db: database.db, signer: keys.signer, publicKeys: keys.publicKeys, retiredKeys: keys.retiredKeys });
@@ -228,8 +234,13 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     const now = new Date();
     return Promise.all([pruneSessions(database.db, now, 86_400), pruneThrottle(database.db, now, 86_400)]);
   }, logger);
-  // Unanswered requests expire on time even when nobody looks at them.
-  const expiry = every('request expiry', 15_000, () => requests.expireDue(), logger);
+  // Unanswered requests expire on time even when nobody looks at them, and grants whose holders
+  // may no longer hold them end (a group changed by a command run without the server, another
+  // instance's policy): every 15 s.
+  const expiry = every('request expiry', 15_000, async () => {
+    await requests.expireDue();
+    await endIneligible();
+  }, logger);
   notifier.start();
   sealer = startSealer({ db: database.db, signer: keys.signer, logger, witness });
 

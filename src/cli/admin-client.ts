@@ -17,6 +17,8 @@ import { createRevocationService, type Krl, type RevokeTarget } from '../service
 import { ACTOR_HEADER } from '../http/admin-app.js';
 import { socketAnswers } from '../http/admin-socket.js';
 import { createUserAdmin, type UserAdmin } from '../services/users.js';
+import { readPolicyFile } from '../services/policy-store.js';
+import type { Policy } from '../core/policy-types.js';
 
 /** What `jit-ssh-ca audit ...`, `revoke` and `krl` need, the same through the socket or the database. */
 export interface AuditAdmin {
@@ -28,7 +30,7 @@ export interface AuditAdmin {
   caKeyUsage: AuditService['caKeyUsage'];
   chainHashes: AuditService['chainHashes'];
   exportChain(): AsyncIterable<string>;
-  revoke(target: RevokeTarget, reason: string): Promise<{ revoked: string[] }>;
+  revoke(target: RevokeTarget, reason: string): Promise<{ revoked: string[]; ended_grants: string[] }>;
   krl(): Promise<Krl>;
 }
 
@@ -135,12 +137,18 @@ function socketUsers(socketPath: string, actor: string): UserAdmin {
   return {
     add: (input) => call('POST', '/admin/users', input) as ReturnType<UserAdmin['add']>,
     list: async () => ((await call('GET', '/admin/users')) as { users: Awaited<ReturnType<UserAdmin['list']>> }).users,
-    disable: async (name) => void (await call('POST', at(name, 'disable'))),
+    disable: (name) => call('POST', at(name, 'disable')) as ReturnType<UserAdmin['disable']>,
     enable: async (name) => void (await call('POST', at(name, 'enable'))),
     resetMfa: (name) => call('POST', at(name, 'reset-mfa')) as ReturnType<UserAdmin['resetMfa']>,
     setPassword: async (name, password) => void (await call('POST', at(name, 'password'), { password })),
-    setGroups: async (name, groups) => void (await call('POST', at(name, 'groups'), { groups })),
+    setGroups: (name, groups) => call('POST', at(name, 'groups'), { groups }) as ReturnType<UserAdmin['setGroups']>,
   };
+}
+
+/** The policy file's policy, when it reads and checks; a broken file must not stop user administration. */
+async function policyIfReadable(path: string): Promise<(() => Policy) | undefined> {
+  const policy = await readPolicyFile(path).catch(() => undefined);
+  return policy && (() => policy);
 }
 
 export async function openAdmin(config: ServerConfig): Promise<AdminSession> {
@@ -153,7 +161,7 @@ export async function openAdmin(config: ServerConfig): Promise<AdminSession> {
     await migrate(database.db);
     const box = createSecretBox(config.secretKey ?? (await loadOrCreateSecretKey(config.dataDir)));
     return {
-      users: createUserAdmin({ db: database.db, box, passwordCost: config.auth.passwordCost }),
+      users: createUserAdmin({ db: database.db, box, passwordCost: config.auth.passwordCost, policy: await policyIfReadable(config.policyPath) }),
       audit: directAudit(database.db, config, actor),
       actor,
       via: 'database',

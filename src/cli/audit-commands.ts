@@ -194,15 +194,17 @@ async function revoke(audit: AuditAdmin, args: string[], opts: AuditOptions): Pr
     throw new UsageError('name exactly one of: a SERIAL, --user NAME or --request ID');
   }
   if (typeof opts.flags['reason'] !== 'string') throw new UsageError('--reason TEXT is required');
-  const { revoked } = await audit.revoke(target, opts.flags['reason']);
+  const { revoked, ended_grants } = await audit.revoke(target, opts.flags['reason']);
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ revoked }) + '\n');
+    process.stdout.write(JSON.stringify({ revoked, ended_grants }) + '\n');
     return;
   }
-  if (revoked.length === 0) process.stdout.write('no live certificate matched that was not already revoked; nothing changed\n');
-  else process.stdout.write(`revoked ${revoked.length} certificate${revoked.length === 1 ? '' : 's'}: ${revoked.join(' ')}\n`);
-  process.stderr.write('servers refuse them once they fetch the new KRL (jit-ssh-refresh, or jit-ssh-ca krl --out FILE)\n');
-  if (target.user) process.stderr.write(`to stop new certificates too: jit-ssh-ca user disable ${target.user}\n`);
+  if (revoked.length === 0 && ended_grants.length === 0) process.stdout.write('no live certificate or grant matched that was not already revoked; nothing changed\n');
+  if (revoked.length > 0) process.stdout.write(`revoked ${revoked.length} certificate${revoked.length === 1 ? '' : 's'}: ${revoked.join(' ')}\n`);
+  if (ended_grants.length > 0) process.stdout.write(`ended ${ended_grants.length} grant${ended_grants.length === 1 ? '' : 's'}: ${ended_grants.join(' ')}\n`);
+  if (revoked.length > 0) process.stderr.write('servers refuse them once they fetch the new KRL (jit-ssh-refresh, or jit-ssh-ca krl --out FILE)\n');
+  if (target.serial) process.stderr.write('the grant it was issued for stays: to end it too, jit-ssh-ca revoke --request ID\n');
+  if (target.user) process.stderr.write(`to stop new requests too: jit-ssh-ca user disable ${target.user}\n`);
 }
 
 async function writeKrl(audit: AuditAdmin, opts: AuditOptions): Promise<void> {

@@ -29,10 +29,13 @@ Usage:
   jit-ssh-ca user add NAME [--groups a,b] [--password-stdin] [--json]
                                      create a user; prints the TOTP enrollment URI (and a QR code on a terminal)
   jit-ssh-ca user list [--json]
-  jit-ssh-ca user disable|enable NAME
+  jit-ssh-ca user disable|enable NAME [--json]
+                                     disable ends the user's sessions and live grants and revokes the
+                                     grants' certificates; enabling again brings none of them back
   jit-ssh-ca user reset-mfa NAME [--json]     new TOTP secret; the old one and all sessions stop working
   jit-ssh-ca user set-password NAME [--password-stdin]
-  jit-ssh-ca user set-groups NAME a,b
+  jit-ssh-ca user set-groups NAME a,b [--json]
+                                     live grants the new groups no longer allow end, their certificates revoked
   jit-ssh-ca policy check FILE       validate a policy file; prints every problem with its path
 
   jit-ssh-ca audit list [filters] [--format table|json|csv] [--all] [--limit N] [--cursor C]
@@ -62,7 +65,8 @@ Usage:
                                      standing-access candidates, policy changes, revocations
   jit-ssh-ca revoke SERIAL|--user NAME|--request ID --reason TEXT
                                      revoke live certificates (a stolen laptop); servers refuse them once
-                                     they fetch the KRL
+                                     they fetch the KRL. --request and --user also end the grants (no new
+                                     certificate for them); a SERIAL alone leaves its grant live
   jit-ssh-ca krl [--out FILE] [--sig FILE]
                                      the KRL for sshd's RevokedKeys (written atomically) and its signature
                                      --since/--until take RFC 3339 times or durations back from now (30d, 2h)

@@ -37,6 +37,13 @@ async function printEnrollment(e: Enrollment, opts: UserOptions, what: string): 
   process.stderr.write(`${what}; add the TOTP secret to an authenticator app (scan the code or paste the URI). It is shown only now.\n`);
 }
 
+/** "; 2 grants ended, 3 certificates revoked (...)", or nothing when nothing ended. */
+export function endedText(e: { ended_grants: string[]; revoked: string[] }): string {
+  if (e.ended_grants.length === 0 && e.revoked.length === 0) return '';
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
+  return `; ${n(e.ended_grants.length, 'grant')} ended (${e.ended_grants.join(' ') || '-'}), ${n(e.revoked.length, 'certificate')} revoked${e.revoked.length > 0 ? ` (${e.revoked.join(' ')}); servers refuse them once their KRL is refreshed` : ''}`;
+}
+
 function one(args: string[], usage: string): string {
   if (args.length !== 1) throw new UsageError(`usage: jit-ssh-ca user ${usage}`);
   return args[0]!;
@@ -65,10 +72,12 @@ export async function userCommand(sub: string | undefined, args: string[], confi
         }
         break;
       }
-      case 'disable':
-        await users.disable(name, actor);
-        process.stderr.write(`user ${name} disabled; their sessions have ended\n`);
+      case 'disable': {
+        const ended = await users.disable(name, actor);
+        if (opts.json) process.stdout.write(JSON.stringify(ended) + '\n');
+        process.stderr.write(`user ${name} disabled; their sessions have ended${endedText(ended)}\n`);
         break;
+      }
       case 'enable':
         await users.enable(name, actor);
         process.stderr.write(`user ${name} enabled\n`);
@@ -82,8 +91,9 @@ export async function userCommand(sub: string | undefined, args: string[], confi
         break;
       case 'set-groups': {
         if (args.length !== 2) throw new UsageError('usage: jit-ssh-ca user set-groups NAME a,b');
-        await users.setGroups(name, splitGroups(args[1]), actor);
-        process.stderr.write(`groups of ${name}: ${splitGroups(args[1]).join(', ') || '(none)'}\n`);
+        const ended = await users.setGroups(name, splitGroups(args[1]), actor);
+        if (opts.json) process.stdout.write(JSON.stringify(ended) + '\n');
+        process.stderr.write(`groups of ${name}: ${splitGroups(args[1]).join(', ') || '(none)'}${endedText(ended)}\n`);
         break;
       }
     }

@@ -59,7 +59,7 @@ export async function approvalsFor(db: Db, ids: string[]): Promise<ApprovalRow[]
   return db.selectFrom('approvals').selectAll().where('request_id', 'in', ids).orderBy('at').execute();
 }
 
-export async function insertGrant(db: Db, g: Omit<GrantRow, 'relinquished_at' | 'reviewed_by' | 'reviewed_at' | 'review_comment'>): Promise<void> {
+export async function insertGrant(db: Db, g: Omit<GrantRow, 'relinquished_at' | 'ended_at' | 'ended_by' | 'end_reason' | 'reviewed_by' | 'reviewed_at' | 'review_comment'>): Promise<void> {
   await db.insertInto('grants').values(g).execute();
 }
 
@@ -82,8 +82,58 @@ export async function grantsFor(db: Db, ids: string[]): Promise<GrantRow[]> {
   return db.selectFrom('grants').selectAll().where('id', 'in', ids).execute();
 }
 
-export async function updateGrant(db: Db, id: string, patch: Partial<Pick<GrantRow, 'ends_at' | 'relinquished_at' | 'reviewed_by' | 'reviewed_at' | 'review_comment'>>): Promise<void> {
+export async function updateGrant(db: Db, id: string, patch: Partial<Pick<GrantRow, 'ends_at' | 'reviewed_by' | 'reviewed_at' | 'review_comment'>>): Promise<void> {
   await db.updateTable('grants').set(patch).where('id', '=', id).execute();
+}
+
+/** Records that a grant ended early; only a grant not ended yet is changed (an end is final). */
+export async function endGrantRow(trx: Transaction<Database>, id: string, end: { at: Date; by: string; reason: string; relinquished: boolean }): Promise<boolean> {
+  const r = await trx
+    .updateTable('grants')
+    .set({ ended_at: end.at, ended_by: end.by, end_reason: end.reason, ...(end.relinquished ? { relinquished_at: end.at } : {}) })
+    .where('id', '=', id)
+    .where('ended_at', 'is', null)
+    .executeTakeFirst();
+  return r.numUpdatedRows > 0n;
+}
+
+/**
+ * Grants still live at `at`, locked for the rest of the transaction, in id order
+ * (so two transactions locking several grants cannot deadlock): all of them,
+ * or one user's.
+ */
+export async function lockLiveGrants(trx: Transaction<Database>, at: Date, f: { username?: string; ids?: string[] } = {}): Promise<GrantRow[]> {
+  let q = trx.selectFrom('grants').selectAll().where('ended_at', 'is', null).where('ends_at', '>', at);
+  if (f.username !== undefined) q = q.where('username', '=', f.username);
+  if (f.ids !== undefined) {
+    if (f.ids.length === 0) return [];
+    q = q.where('id', 'in', f.ids);
+  }
+  return q.orderBy('id').forUpdate().execute();
+}
+
+/** Live grants with their holders' current groups and state, for the eligibility sweep (no lock: it locks what it ends). */
+export async function liveGrantHolders(db: Db, at: Date): Promise<Array<GrantRow & { enabled: boolean | null; groups: string[] | null }>> {
+  return db
+    .selectFrom('grants as g')
+    .leftJoin('users as u', 'u.name', 'g.username')
+    .selectAll('g')
+    .select(['u.enabled', 'u.groups'])
+    .where('g.ended_at', 'is', null)
+    .where('g.ends_at', '>', at)
+    .orderBy('g.id')
+    .execute();
+}
+
+/** Closes the pending extension requests of a grant that ended; returns them. */
+export async function closePendingExtensions(trx: Transaction<Database>, grantId: string, at: Date, reason: string): Promise<RequestRow[]> {
+  return trx
+    .updateTable('requests')
+    .set({ status: 'cancelled', closed_at: at, closed_by: 'jit-ssh', close_reason: reason })
+    .where('extends_grant', '=', grantId)
+    .where('status', '=', 'pending')
+    .returningAll()
+    .execute();
 }
 
 /** Marks pending requests past their TTL as expired; returns them. */

@@ -108,6 +108,10 @@ export interface GrantsTable {
   ends_at: Date;
   break_glass: boolean;
   relinquished_at: Date | null;
+  /** When the grant ended before its window did (relinquished, revoked, holder disabled or no longer eligible), by whom, why. */
+  ended_at: Date | null;
+  ended_by: string | null;
+  end_reason: string | null;
   reviewed_by: string | null;
   reviewed_at: Date | null;
   review_comment: string | null;

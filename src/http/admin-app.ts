@@ -43,10 +43,7 @@ export function createAdminApp(deps: AdminAppDeps) {
     const b = await jsonBody(c);
     return c.json(await deps.users.add({ name: str(b['name']), groups: list(b['groups']), password: str(b['password']) }, c.get('actor')), 201);
   });
-  app.post('/admin/users/:name/disable', async (c) => {
-    await deps.users.disable(c.req.param('name'), c.get('actor'));
-    return c.body(null, 204);
-  });
+  app.post('/admin/users/:name/disable', async (c) => c.json(await deps.users.disable(c.req.param('name'), c.get('actor'))));
   app.post('/admin/users/:name/enable', async (c) => {
     await deps.users.enable(c.req.param('name'), c.get('actor'));
     return c.body(null, 204);
@@ -56,10 +53,7 @@ export function createAdminApp(deps: AdminAppDeps) {
     await deps.users.setPassword(c.req.param('name'), str((await jsonBody(c))['password']), c.get('actor'));
     return c.body(null, 204);
   });
-  app.post('/admin/users/:name/groups', async (c) => {
-    await deps.users.setGroups(c.req.param('name'), list((await jsonBody(c))['groups']), c.get('actor'));
-    return c.body(null, 204);
-  });
+  app.post('/admin/users/:name/groups', async (c) => c.json(await deps.users.setGroups(c.req.param('name'), list((await jsonBody(c))['groups']), c.get('actor'))));
 
   // The auditors' views, for `jit-ssh-ca audit ...` and `revoke` on the CA host.
   app.get('/admin/audit/certificates', async (c) => c.json(await deps.audit.certificates(c.req.query())));

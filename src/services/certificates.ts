@@ -6,11 +6,12 @@
 
 import type { Kysely } from 'kysely';
 import { DomainError } from '../core/errors.js';
-import { canBreakGlass, canRequest } from '../core/decide.js';
+import { holdRefusal, isLive } from '../core/grant.js';
 import type { Policy } from '../core/policy-types.js';
 import { batchedLookup } from '../db/batch.js';
 import { findGrants } from '../db/requests.js';
 import { ID_FORM } from './ids.js';
+import { grantFacts } from './grant-end.js';
 import type { Database } from '../db/schema.js';
 import type { Caller } from './requests.js';
 import type { IssuedCertificate, Issuer } from './issuer.js';
@@ -35,16 +36,19 @@ export function createCertificateService(deps: { db: Kysely<Database>; issuer: I
       const me = caller.principal;
       const grant = await grantOf(grantId);
       if (!grant || grant.username !== me.username) throw new DomainError('not_found', `no approved request ${grantId} of yours`);
-      if (grant.relinquished_at) throw new DomainError('conflict', `grant ${grantId} was relinquished`);
-      if (grant.ends_at <= at) throw new DomainError('conflict', `grant ${grantId} ended at ${grant.ends_at.toISOString()}`);
       const policy = deps.policy();
       const role = policy.roles.get(grant.role);
-      if (!role) throw new DomainError('conflict', `role ${grant.role} is no longer in the policy`);
-      // Issuance-time re-check: someone removed from the group since the approval gets nothing.
-      const who = { name: me.username, groups: me.groups };
-      if (!(grant.break_glass ? canBreakGlass(role, who) : canRequest(role, who))) {
+      // Issuance-time re-check, before the grant's state: someone removed from the group since the
+      // approval is told so, whether or not their grant has been ended for it already.
+      if (role && holdRefusal(role, grant.role, { name: me.username, groups: me.groups, enabled: true }, grant.break_glass)) {
         throw new DomainError('forbidden', `you no longer may request ${grant.role}`);
       }
+      if (!isLive(grantFacts(grant), at)) {
+        if (grant.relinquished_at) throw new DomainError('conflict', `grant ${grantId} was relinquished`);
+        if (grant.ended_at) throw new DomainError('conflict', `grant ${grantId} ended at ${grant.ended_at.toISOString()}: ${grant.end_reason}`);
+        throw new DomainError('conflict', `grant ${grantId} ended at ${grant.ends_at.toISOString()}`);
+      }
+      if (!role) throw new DomainError('conflict', `role ${grant.role} is no longer in the policy`);
       const skew = policy.defaults.clockSkew * 1000;
       const validAfter = new Date(Math.max(at.getTime() - skew, grant.starts_at.getTime() - skew));
       const criticalOptions: Record<string, string> = {};

@@ -8,7 +8,8 @@ import type { Kysely } from 'kysely';
 import { recordHash } from '../audit/chain.js';
 import { certificateContent, insertCertificates, type CertificateRecord } from '../db/certificates.js';
 import { batchedWriter } from '../db/batch.js';
-import { isUniqueViolation } from '../db/errors.js';
+import { isCheckViolation, isUniqueViolation } from '../db/errors.js';
+import { DomainError } from '../core/errors.js';
 import type { Database } from '../db/schema.js';
 import { mintCertificate, type MintedCertificate } from '../ssh/certificate.js';
 import { parseUserPublicKey } from '../ssh/pubkey.js';
@@ -108,6 +109,8 @@ export function createIssuer(deps: IssuerDeps): Issuer {
           // A random 63-bit serial colliding is rare but possible across many
           // instances; the primary key catches it, and a new serial is drawn.
           if (isUniqueViolation(e, 'certificates_pkey') && attempt < SERIAL_ATTEMPTS) continue;
+          // The grant ended while this certificate was being made: it is dropped unlogged, never returned.
+          if (isCheckViolation(e, 'certificates_grant_live')) throw new DomainError('conflict', `grant ${input.requestId} has ended`);
           throw e;
         }
         return {

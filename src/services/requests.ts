@@ -11,6 +11,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { formatDuration, LONGEST_GRANT, parseDuration } from '../core/duration.js';
 import { DomainError } from '../core/errors.js';
 import { canApprove, canBreakGlass, canRequest, decide, matchesSubjects } from '../core/decide.js';
+import { extensionAsRequest, extensionRefusal, holdRefusal, isLive } from '../core/grant.js';
 import type { AccessRequest, Decision, NotificationEvent, Policy, Requester, Role } from '../core/policy-types.js';
 import { appendEvent } from '../db/audit-events.js';
 import { isUniqueViolation } from '../db/errors.js';
@@ -18,14 +19,15 @@ import {
   approvalsFor,
   closeRequest,
   expirePending,
-  findGrant,
   findRequest,
   grantsFor,
   insertApproval,
   insertGrant,
   insertRequest,
   listRequests,
+  liveGrantHolders,
   lockGrant,
+  lockLiveGrants,
   lockRequest,
   updateGrant,
 } from '../db/requests.js';
@@ -34,6 +36,7 @@ import { findUser } from '../db/users.js';
 import type { Principal, StepUpProof } from './auth.js';
 import { newId } from './ids.js';
 import { enqueue } from './notify.js';
+import { endGrants, grantFacts, type EndedGrants } from './grant-end.js';
 
 export interface RequestView {
   id: string;
@@ -63,6 +66,10 @@ export interface GrantView {
   starts_at: string;
   ends_at: string;
   relinquished_at: string | null;
+  /** Set when the grant ended before its window did, with who ended it and why; its certificates were revoked then. */
+  ended_at: string | null;
+  ended_by: string | null;
+  end_reason: string | null;
   break_glass: boolean;
   live: boolean;
   review: { status: 'open' | 'acknowledged'; by: string | null; at: string | null; comment: string | null } | null;
@@ -105,10 +112,17 @@ export interface RequestService {
   deny(caller: Caller, id: string, comment: unknown): Promise<RequestView>;
   cancel(caller: Caller, id: string): Promise<RequestView>;
   extend(caller: Caller, grantId: string, input: Record<string, unknown>): Promise<RequestView>;
-  relinquish(caller: Caller, grantId: string): Promise<RequestView>;
+  /** Ends the caller's grant now and revokes its live certificates (listed in `revoked`). */
+  relinquish(caller: Caller, grantId: string): Promise<RequestView & { revoked: string[] }>;
   acknowledge(caller: Caller, grantId: string, comment: unknown): Promise<RequestView>;
   /** Closes unanswered requests past their TTL; returns how many. */
   expireDue(): Promise<number>;
+  /**
+   * Ends every live grant whose holder may no longer hold it under the policy in
+   * force (disabled, removed from the role's requesters or break-glass list, the
+   * role gone), revoking its certificates. Run after a policy reload and periodically.
+   */
+  endIneligible(): Promise<EndedGrants>;
   /** Roles whose requests `who` may decide (as an approver named by the policy). */
   decidableRoles(who: Principal): string[];
   /** `requester`'s most recent requests that `who` may see, newest first: context for a decision. */
@@ -187,8 +201,11 @@ export function createRequestService(deps: RequestDeps): RequestService {
       starts_at: g.starts_at.toISOString(),
       ends_at: g.ends_at.toISOString(),
       relinquished_at: iso(g.relinquished_at),
+      ended_at: iso(g.ended_at),
+      ended_by: g.ended_by,
+      end_reason: g.end_reason,
       break_glass: g.break_glass,
-      live: g.relinquished_at === null && g.starts_at <= at && at < g.ends_at,
+      live: isLive(grantFacts(g), at),
       review: g.break_glass ? { status: g.reviewed_at ? 'acknowledged' : 'open', by: g.reviewed_by, at: iso(g.reviewed_at), comment: g.review_comment } : null,
     };
   }
@@ -271,56 +288,65 @@ export function createRequestService(deps: RequestDeps): RequestService {
     }, at);
   }
 
-  /** Creates the grant, or moves an extended grant's end; an ended grant cannot be extended. */
-  async function applyApproval(trx: Transaction<Database>, r: RequestRow, at: Date): Promise<string | null> {
-    if (r.extends_grant) {
-      const g = await lockGrant(trx, r.extends_grant);
-      if (!g || g.relinquished_at || g.ends_at <= at) return 'the grant has ended; file a new request';
-      await updateGrant(trx, g.id, { ends_at: new Date(g.ends_at.getTime() + r.duration_seconds * 1000) });
-      return null;
-    }
-    await insertGrant(trx, { id: r.id, username: r.requester, role: r.role, starts_at: at, ends_at: new Date(at.getTime() + r.duration_seconds * 1000), break_glass: r.break_glass });
-    return null;
+  /**
+   * Creates the grant, or moves an extended grant's end. An extension is judged again here,
+   * under the grant's lock, against the grant as it is now: others may have been approved since
+   * it was filed, and together they must stay within the role's cap.
+   */
+  async function approvalRefusal(trx: Transaction<Database>, r: Pick<RequestRow, 'extends_grant' | 'duration_seconds'>, at: Date): Promise<string | null> {
+    if (!r.extends_grant) return null;
+    const g = await lockGrant(trx, r.extends_grant);
+    return g ? extensionRefusal(deps.policy(), grantFacts(g), r.duration_seconds, at) : 'the grant has ended; file a new request';
   }
 
-  async function file(caller: Caller, req: AccessRequest, decision: Decision, extendsGrant: string | null): Promise<RequestView> {
+  /** Applies an approval `approvalRefusal` accepted in the same transaction. */
+  async function applyApproval(trx: Transaction<Database>, r: RequestRow, at: Date): Promise<void> {
+    if (r.extends_grant) {
+      const g = (await lockGrant(trx, r.extends_grant))!;
+      await updateGrant(trx, g.id, { ends_at: new Date(g.ends_at.getTime() + r.duration_seconds * 1000) });
+    } else {
+      await insertGrant(trx, { id: r.id, username: r.requester, role: r.role, starts_at: at, ends_at: new Date(at.getTime() + r.duration_seconds * 1000), break_glass: r.break_glass });
+    }
+  }
+
+  /** What a filing is judged to be, decided inside its transaction (an extension: under the grant's lock). */
+  type Judge = (trx: Transaction<Database>, at: Date) => Promise<{ req: AccessRequest & { ticket: string | null }; decision: Decision; extendsGrant: string | null }>;
+
+  async function file(caller: Caller, judge: Judge): Promise<RequestView> {
     const policy = deps.policy();
-    const at = now();
-    const role = policy.roles.get(req.role);
-    const status: RequestStatus = decision.outcome;
-    const row: RequestRow = {
-      id: newId(at),
-      requester: caller.principal.username,
-      role: req.role,
-      duration_seconds: req.duration,
-      reason: req.reason,
-      ticket: req.ticket,
-      break_glass: req.breakGlass,
-      status,
-      decision_outcome: decision.outcome,
-      decision_rule: decision.rule,
-      decision_reason: decision.reason,
-      policy_digest: policy.digest,
-      required_approvals: decision.requiredApprovals,
-      extends_grant: extendsGrant,
-      created_at: at,
-      expires_at: new Date(at.getTime() + policy.defaults.requestTtl * 1000),
-      closed_at: status === 'pending' ? null : at,
-      closed_by: status === 'pending' ? null : 'policy',
-      close_reason: status === 'pending' ? null : decision.reason,
-      client_address: caller.clientAddress,
-    };
     return tx(async (trx) => {
+      const at = now();
+      const { req, decision, extendsGrant } = await judge(trx, at);
+      const role = policy.roles.get(req.role);
+      // A request is stored with its final status: an approved one that cannot be applied is denied from the start.
+      const refused = decision.outcome === 'approved' ? await approvalRefusal(trx, { extends_grant: extendsGrant, duration_seconds: req.duration }, at) : null;
+      const status: RequestStatus = refused ? 'denied' : decision.outcome;
+      const row: RequestRow = {
+        id: newId(at),
+        requester: caller.principal.username,
+        role: req.role,
+        duration_seconds: req.duration,
+        reason: req.reason,
+        ticket: req.ticket,
+        break_glass: req.breakGlass,
+        status,
+        decision_outcome: decision.outcome,
+        decision_rule: decision.rule,
+        decision_reason: decision.reason,
+        policy_digest: policy.digest,
+        required_approvals: decision.requiredApprovals,
+        extends_grant: extendsGrant,
+        created_at: at,
+        expires_at: new Date(at.getTime() + policy.defaults.requestTtl * 1000),
+        closed_at: status === 'pending' ? null : at,
+        closed_by: status === 'pending' ? null : 'policy',
+        close_reason: status === 'pending' ? null : (refused ?? decision.reason),
+        client_address: caller.clientAddress,
+      };
       await insertRequest(trx, row);
       const who = caller.principal.username;
       const what = `${who} asks for ${req.role} for ${formatDuration(req.duration)}${extendsGrant ? ` more (extending ${extendsGrant})` : ''}: ${req.reason}`;
-      if (status === 'approved') {
-        const refused = await applyApproval(trx, row, at);
-        if (refused) {
-          await closeRequest(trx, row.id, 'denied', at, 'policy', refused);
-          row.status = 'denied';
-        }
-      }
+      if (status === 'approved') await applyApproval(trx, row, at);
       await audit(trx, at, caller, extendsGrant ? 'request.extend' : 'request.create', row.id, {
         role: req.role,
         duration_seconds: req.duration,
@@ -395,11 +421,13 @@ export function createRequestService(deps: RequestDeps): RequestService {
       }
       const approvals = (await approvalsFor(trx, [r.id])).filter((a) => a.decision === 'approve').length;
       if (approvals >= r.required_approvals) {
-        const refused = await applyApproval(trx, r, at);
+        const refused = await approvalRefusal(trx, r, at);
+        if (!refused) await applyApproval(trx, r, at);
         await closeRequest(trx, r.id, refused ? 'denied' : 'approved', at, refused ? 'policy' : me, refused ?? `approved by ${me}`);
         await audit(trx, at, caller, refused ? 'request.deny' : 'request.approved', r.id, refused ? { reason: refused } : { approvals });
         const event = refused ? 'request.denied' : r.extends_grant ? 'request.extended' : 'request.approved';
         await notify(trx, at, event, me, r, [`user:${r.requester}`], `${me} approved ${r.requester}'s request for ${r.role} for ${formatDuration(r.duration_seconds)} (${r.id})${refused ? ` but ${refused}` : ''}`);
+        if (refused) throw new CommittedRefusal(new DomainError('conflict', `request ${r.id} was denied: ${refused}`));
       }
       return load(r.id, trx);
     });
@@ -445,7 +473,7 @@ export function createRequestService(deps: RequestDeps): RequestService {
           required_approvals: decision.requiredApprovals,
         };
       }
-      return file(caller, req, decision, null);
+      return file(caller, async () => ({ req, decision, extendsGrant: null }));
     },
 
     async list(who, filter) {
@@ -483,27 +511,26 @@ export function createRequestService(deps: RequestDeps): RequestService {
     },
 
     async extend(caller, grantId, input) {
-      const at = now();
-      const g = await findGrant(db, grantId);
-      if (!g || g.username !== caller.principal.username) throw new DomainError('not_found', `no grant ${grantId} of yours`);
-      if (g.relinquished_at || g.ends_at <= at) throw new DomainError('conflict', `grant ${grantId} has ended; file a new request`);
-      const policy = deps.policy();
-      const role = policy.roles.get(g.role);
-      const req = parseAccessInput({ ...input, role: g.role, break_glass: false }, role);
-      // Policy judges the whole remaining window, so extensions cannot chain past the role's maximum.
-      const remaining = Math.ceil((g.ends_at.getTime() - at.getTime()) / 1000);
-      const decision = decide(policy, requesterOf(caller.principal), { ...req, duration: remaining + req.duration }, at);
-      return file(caller, req, decision, g.id);
+      return file(caller, async (trx, at) => {
+        const g = await ownGrant(trx, caller, grantId);
+        if (!isLive(grantFacts(g), at)) throw new DomainError('conflict', `grant ${grantId} has ended; file a new request`);
+        const policy = deps.policy();
+        const role = policy.roles.get(g.role);
+        const req = parseAccessInput({ ...input, role: g.role, break_glass: g.break_glass }, role);
+        // Judged under the grant's lock as a request for the whole window from its start to the new
+        // end: extensions filed or approved at the same time cannot add up past the role's maximum.
+        return { req, decision: decide(policy, requesterOf(caller.principal), extensionAsRequest(grantFacts(g), req), at), extendsGrant: g.id };
+      });
     },
 
     async relinquish(caller, grantId) {
       return tx(async (trx) => {
         const at = now();
         const g = await ownGrant(trx, caller, grantId);
-        if (g.relinquished_at || g.ends_at <= at) throw new DomainError('conflict', `grant ${grantId} has already ended`);
-        await updateGrant(trx, g.id, { relinquished_at: at });
-        await audit(trx, at, caller, 'grant.relinquish', g.id);
-        return load(g.id, trx);
+        if (!isLive(grantFacts(g), at)) throw new DomainError('conflict', `grant ${grantId} has already ended`);
+        const me = caller.principal.username;
+        const { revoked } = await endGrants(trx, [g], { at, actor: me, reason: `relinquished by ${me}`, clientAddress: caller.clientAddress, relinquished: true, cause: 'relinquish' });
+        return { ...(await load(g.id, trx)), revoked };
       });
     },
 
@@ -532,6 +559,27 @@ export function createRequestService(deps: RequestDeps): RequestService {
     async history(who, requester, limit = 10) {
       const rows = await listRequests(db, { requester, limit: Math.min(Math.max(limit, 1), 100) });
       return views(rows.filter((r) => visible(who, r)));
+    },
+
+    async endIneligible() {
+      const at = now();
+      const policy = deps.policy();
+      const holder = (g: { username: string; enabled: boolean | null; groups: readonly string[] | null }) => (g.enabled === null ? undefined : { name: g.username, groups: g.groups ?? [], enabled: g.enabled });
+      const suspects = (await liveGrantHolders(db, at)).filter((g) => holdRefusal(policy.roles.get(g.role), g.role, holder(g), g.break_glass) !== null);
+      if (suspects.length === 0) return { ended_grants: [], revoked: [] };
+      return tx(async (trx) => {
+        const out: EndedGrants = { ended_grants: [], revoked: [] };
+        // Judged again under the lock, with the holder as they are now.
+        for (const g of await lockLiveGrants(trx, at, { ids: suspects.map((x) => x.id) })) {
+          const u = await findUser(trx, g.username);
+          const why = holdRefusal(policy.roles.get(g.role), g.role, u && { name: u.name, groups: u.groups, enabled: u.enabled }, g.break_glass);
+          if (!why) continue;
+          const ended = await endGrants(trx, [g], { at, actor: 'jit-ssh', reason: `${why} (policy ${policy.digest.slice(0, 12)})`, cause: 'ineligible' });
+          out.ended_grants.push(...ended.ended_grants);
+          out.revoked.push(...ended.revoked);
+        }
+        return out;
+      });
     },
 
     async expireDue() {

@@ -3,11 +3,19 @@
 // lists revoked serials still within their validity, per CA key; its
 // version increases whenever that list changes, and its generated_date is
 // when it was signed (see published-version.ts).
+//
+// By serial, one certificate is revoked (a lost key: its grant stays, and a
+// new key can be certified for it). By request or by user, the grants go
+// too: otherwise the holder, or whoever holds their session, would fetch a
+// fresh certificate for the same grant a moment later.
 
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { DomainError } from '../core/errors.js';
 import { appendEvent } from '../db/audit-events.js';
+import { findRequest, lockLiveGrants } from '../db/requests.js';
+import { revokedStillValid, revokeLiveCertificates } from '../db/revocations.js';
+import { endGrants } from './grant-end.js';
 import type { Database } from '../db/schema.js';
 import { encodeKrl } from '../ssh/krl.js';
 import { sshsign } from '../ssh/sshsig.js';
@@ -32,7 +40,8 @@ export interface Krl {
 }
 
 export interface RevocationService {
-  revoke(target: RevokeTarget, reason: string, actor: string): Promise<{ revoked: string[] }>;
+  /** Revokes the live certificates named; by request or user also ends the grants (`ended_grants`). */
+  revoke(target: RevokeTarget, reason: string, actor: string): Promise<{ revoked: string[]; ended_grants: string[] }>;
   krl(): Promise<Krl>;
 }
 
@@ -55,32 +64,31 @@ export function createRevocationService(deps: RevocationDeps): RevocationService
       if (target.serial !== undefined && !/^\d{1,20}$/.test(target.serial)) throw new DomainError('invalid_input', 'serial must be a decimal number');
       const at = now();
       return deps.db.transaction().execute(async (trx) => {
-        let q = trx.selectFrom('certificates').select(['serial', 'valid_before']).where('valid_before', '>', at);
-        if (target.serial) q = q.where('serial', '=', target.serial);
-        if (target.user) q = q.where('username', '=', target.user);
-        if (target.request) q = q.where('request_id', '=', target.request);
-        const live = await q.execute();
-        if (target.serial && live.length === 0) {
-          const any = await trx.selectFrom('certificates').select('serial').where('serial', '=', target.serial).executeTakeFirst();
-          throw new DomainError(any ? 'conflict' : 'not_found', any ? `certificate ${target.serial} has already expired: nothing to revoke` : `no certificate with serial ${target.serial}`);
+        // The grants first: ending one takes its lock, after which no certificate can be written for it.
+        let grants: Awaited<ReturnType<typeof lockLiveGrants>> = [];
+        if (target.user) grants = await lockLiveGrants(trx, at, { username: target.user });
+        if (target.request) {
+          // An extension request names the grant it extended; certificates carry the grant's id.
+          const r = await findRequest(trx, target.request);
+          grants = await lockLiveGrants(trx, at, { ids: [r?.extends_grant ?? target.request] });
         }
-        const rows = live.map((c) => ({ serial: c.serial, reason, revoked_by: actor, revoked_at: at, valid_before: c.valid_before }));
-        const inserted = rows.length === 0 ? [] : await trx.insertInto('revocations').values(rows).onConflict((oc) => oc.column('serial').doNothing()).returning('serial').execute();
-        const revoked = inserted.map((r) => r.serial);
-        await appendEvent(trx, { at, actor, action: 'certificate.revoke', target: target.serial ?? target.user ?? target.request ?? null, outcome: 'ok', clientAddress: null, details: { reason, serials: revoked, ...target } });
-        return { revoked };
+        const ended = await endGrants(trx, grants, { at, actor, reason: `revoked: ${reason}`, revocationReason: reason, cause: 'revoke' });
+        const which = target.serial ? { serial: target.serial } : target.user ? { username: target.user } : { grantIds: [...new Set([target.request!, ...grants.map((g) => g.id)])] };
+        const revoked = await revokeLiveCertificates(trx, which, { reason, actor, at });
+        if (target.serial && revoked.length === 0) {
+          const any = await trx.selectFrom('certificates').select(['serial', 'valid_before']).where('serial', '=', target.serial).executeTakeFirst();
+          const already = any && any.valid_before > at && (await trx.selectFrom('revocations').select('serial').where('serial', '=', target.serial).executeTakeFirst());
+          if (!already) throw new DomainError(any ? 'conflict' : 'not_found', any ? `certificate ${target.serial} has already expired: nothing to revoke` : `no certificate with serial ${target.serial}`);
+        }
+        const all = [...new Set([...ended.revoked, ...revoked])].sort();
+        await appendEvent(trx, { at, actor, action: 'certificate.revoke', target: target.serial ?? target.user ?? target.request ?? null, outcome: 'ok', clientAddress: null, details: { reason, serials: all, ended_grants: ended.ended_grants, ...target } });
+        return { revoked: all, ended_grants: ended.ended_grants };
       });
     },
 
     async krl() {
       const at = now();
-      const rows = await deps.db
-        .selectFrom('revocations as r')
-        .innerJoin('certificates as c', 'c.serial', 'r.serial')
-        .select(['r.serial', 'c.ca_key_fingerprint'])
-        .where('r.valid_before', '>', at)
-        .orderBy('r.serial')
-        .execute();
+      const rows = await revokedStillValid(deps.db, at);
       const byCa = new Map<string, bigint[]>();
       for (const r of rows) byCa.set(r.ca_key_fingerprint, [...(byCa.get(r.ca_key_fingerprint) ?? []), BigInt(r.serial)]);
       // Certificates of a CA key servers no longer trust (retired in a rotation) are refused

@@ -10,7 +10,11 @@ import type { SecretBox } from '../auth/secret-box.js';
 import { enrollmentUri, newTotpSecret } from '../auth/totp.js';
 import { appendEvent } from '../db/audit-events.js';
 import { isUniqueViolation } from '../db/errors.js';
-import type { Database, UserRow } from '../db/schema.js';
+import type { Database, GrantRow, UserRow } from '../db/schema.js';
+import { lockLiveGrants } from '../db/requests.js';
+import { holdRefusal } from '../core/grant.js';
+import type { Policy } from '../core/policy-types.js';
+import { endGrants, type EndedGrants } from './grant-end.js';
 import { revokeUserSessions } from '../db/sessions.js';
 import { findUser, insertUser, listUsers, updateUser, type UserPatch } from '../db/users.js';
 import { totpContext } from './auth.js';
@@ -35,17 +39,21 @@ export interface Enrollment {
 export interface UserAdmin {
   add(input: { name: string; groups: string[]; password: string }, actor: string): Promise<Enrollment>;
   list(): Promise<UserView[]>;
-  disable(name: string, actor: string): Promise<void>;
+  /** Disables a user: their sessions end, their live grants end and those grants' certificates are revoked. */
+  disable(name: string, actor: string): Promise<EndedGrants>;
   enable(name: string, actor: string): Promise<void>;
   resetMfa(name: string, actor: string): Promise<Enrollment>;
   setPassword(name: string, password: string, actor: string): Promise<void>;
-  setGroups(name: string, groups: string[], actor: string): Promise<void>;
+  /** Sets a user's groups; live grants the new groups no longer allow end (their certificates revoked). */
+  setGroups(name: string, groups: string[], actor: string): Promise<EndedGrants>;
 }
 
 export interface UserAdminDeps {
   db: Kysely<Database>;
   box: SecretBox;
   passwordCost: number;
+  /** The policy in force: with it, a change of groups ends the grants they no longer allow. */
+  policy?: () => Policy;
   now?: () => Date;
 }
 
@@ -81,14 +89,21 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
   const { db, box } = deps;
   const now = deps.now ?? (() => new Date());
 
-  /** Changes a user and records it; `revoke` also ends their sessions at once. */
-  async function change(name: string, actor: string, action: string, patch: UserPatch, revoke: boolean, details: Record<string, unknown> = {}) {
+  /**
+   * Changes a user and records it; `revoke` also ends their sessions at once. `grants`
+   * picks, among the user's live grants (locked), those that end with the change.
+   */
+  async function change(name: string, actor: string, action: string, patch: UserPatch, revoke: boolean, details: Record<string, unknown> = {}, grants?: { reason: string; ends: (g: GrantRow, u: UserRow) => boolean }): Promise<EndedGrants> {
     checkName(name);
     const at = now();
-    await db.transaction().execute(async (trx) => {
+    return db.transaction().execute(async (trx) => {
       if (!(await updateUser(trx, name, patch, at))) throw new DomainError('not_found', `no user ${name}`);
       const revoked = revoke ? await revokeUserSessions(trx, name, at) : 0;
       await appendEvent(trx, { at, actor, action, target: name, outcome: 'ok', clientAddress: null, details: { ...details, ...(revoke ? { sessions_revoked: revoked } : {}) } });
+      if (!grants) return { ended_grants: [], revoked: [] };
+      const u = (await findUser(trx, name))!;
+      const ending = (await lockLiveGrants(trx, at, { username: name })).filter((g) => grants.ends(g, u));
+      return endGrants(trx, ending, { at, actor, reason: grants.reason, cause: action });
     });
   }
 
@@ -116,8 +131,8 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
       return (await listUsers(db)).map(view);
     },
 
-    disable: (name, actor) => change(name, actor, 'user.disable', { enabled: false }, true),
-    enable: (name, actor) => change(name, actor, 'user.enable', { enabled: true }, false),
+    disable: (name, actor) => change(name, actor, 'user.disable', { enabled: false }, true, {}, { reason: `${name} was disabled`, ends: () => true }),
+    enable: async (name, actor) => void (await change(name, actor, 'user.enable', { enabled: true }, false)),
 
     async resetMfa(name, actor) {
       checkName(name);
@@ -135,7 +150,10 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
 
     async setGroups(name, groups, actor) {
       const clean = checkGroups(groups);
-      await change(name, actor, 'user.set_groups', { groups: clean }, false, { groups: clean });
+      const policy = deps.policy?.();
+      // Without the policy (a command run with no server), the server's periodic check ends them.
+      const ends = (g: GrantRow, u: UserRow) => !!policy && holdRefusal(policy.roles.get(g.role), g.role, { name: u.name, groups: u.groups, enabled: u.enabled }, g.break_glass) !== null;
+      return change(name, actor, 'user.set_groups', { groups: clean }, false, { groups: clean }, { reason: `${name} left the groups the role needs`, ends });
     },
   };
 }

@@ -63,7 +63,7 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
   let policy = parsePolicy(policyText);
   const signer = caSigner('ed25519');
   const auth = await createAuthService({ db, box, settings: s, now: clock.now });
-  const users = createUserAdmin({ db, box, passwordCost: s.passwordCost, now: clock.now });
+  const users = createUserAdmin({ db, box, passwordCost: s.passwordCost, now: clock.now, policy: () => policy });
   const requests = createRequestService({ db, policy: () => policy, now: clock.now });
   const issuer = createIssuer({ db, signer, now: clock.now });
   const certificates = createCertificateService({ db, issuer, policy: () => policy, now: clock.now });

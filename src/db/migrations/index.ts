@@ -8,6 +8,7 @@ import * as requests from './2026-11-22-03-requests.js';
 import * as audit from './2026-11-22-04-audit.js';
 import * as workflowHistory from './2026-12-03-01-workflow-history.js';
 import * as caKeysState from './2026-12-03-02-ca-keys-state.js';
+import * as grantEnd from './2026-12-03-04-grant-end.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-22-01-certificates': certificates,
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '2026-11-22-04-audit': audit,
   '2026-12-03-01-workflow-history': workflowHistory,
   '2026-12-03-02-ca-keys-state': caKeysState,
+  '2026-12-03-04-grant-end': grantEnd,
 };
 
 export const migrationProvider: MigrationProvider = {
