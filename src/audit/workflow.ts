@@ -37,7 +37,7 @@ const PAGE = 2000;
 const FREE: Record<string, string[]> = {
   requests: ['status', 'closed_at', 'closed_by', 'close_reason'],
   approvals: [],
-  grants: ['ends_at', 'relinquished_at', 'reviewed_by', 'reviewed_at', 'review_comment'],
+  grants: ['ends_at', 'relinquished_at', 'ended_at', 'ended_by', 'end_reason', 'reviewed_by', 'reviewed_at', 'review_comment'],
 };
 const KEY: Record<string, string> = { requests: `t.id`, approvals: `t.request_id || '/' || t.approver`, grants: `t.id` };
 
@@ -67,7 +67,11 @@ export function moveProblem(prev: Version, v: Version): string | null {
   }
   if (Date.parse(String(n['ends_at'])) < Date.parse(String(p['ends_at']))) return `${name}: its end moved earlier ${where}`;
   if (n['ends_at'] !== p['ends_at'] && (p['relinquished_at'] ?? null) !== null) return `${name} was extended after it was relinquished ${where}`;
+  if (n['ends_at'] !== p['ends_at'] && (p['ended_at'] ?? null) !== null) return `${name} was extended after it ended ${where}`;
   if ((p['relinquished_at'] ?? null) !== null && n['relinquished_at'] !== p['relinquished_at']) return `${name}: its relinquishment changed ${where}`;
+  const end = ['ended_at', 'ended_by', 'end_reason'];
+  const endChanged = end.some((k) => JSON.stringify(p[k] ?? null) !== JSON.stringify(n[k] ?? null));
+  if (endChanged && (end.some((k) => (p[k] ?? null) !== null) || end.some((k) => (n[k] ?? null) === null))) return `${name}: its end changed ${where}`;
   const review = ['reviewed_by', 'reviewed_at', 'review_comment'];
   const reviewChanged = review.some((k) => JSON.stringify(p[k] ?? null) !== JSON.stringify(n[k] ?? null));
   if (reviewChanged && (review.some((k) => (p[k] ?? null) !== null) || (n['reviewed_by'] ?? null) === null || (n['reviewed_at'] ?? null) === null)) {
@@ -224,10 +228,14 @@ async function checkDecisions(db: Kysely<Database>): Promise<string | null> {
             then 'review does not match its grant.review event ' || v.id
           when (g.relinquished_at is null) <> (l.id is null) then case when l.id is null then 'is relinquished but has no grant.relinquish event' else 'has a grant.relinquish event but was not relinquished' end
           when l.id is not null and (l.actor is distinct from g.username or l.at is distinct from g.relinquished_at) then 'relinquishment does not match its grant.relinquish event ' || l.id
+          when (g.ended_at is null) <> (n.id is null) then case when n.id is null then 'ended early but has no grant.end or grant.relinquish event' else 'has a grant.end event but did not end' end
+          when n.id is not null and (n.actor is distinct from g.ended_by or n.at is distinct from g.ended_at or (n.action = 'grant.end' and n.details ->> 'reason' is distinct from g.end_reason))
+            then 'end does not match its ' || n.action || ' event ' || n.id
         end as problem
       from grants g
       left join lateral (select id, actor, at, details from audit_events where target = g.id and action = 'grant.review' order by id limit 1) v on true
       left join lateral (select id, actor, at from audit_events where target = g.id and action = 'grant.relinquish' order by id limit 1) l on true
+      left join lateral (select id, action, actor, at, details from audit_events where target = g.id and action in ('grant.end', 'grant.relinquish') order by id limit 1) n on true
     ) x where problem is not null order by id limit 1`.execute(db);
   if (g[0]) return `grants ${g[0].id}${g[0].problem.startsWith('is ') || g[0].problem.startsWith('has ') ? ' ' : ': '}${g[0].problem}`;
 

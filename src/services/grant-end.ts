@@ -50,7 +50,8 @@ export async function endGrants(trx: Transaction<Database>, grants: readonly Gra
   const out: EndedGrants = { ended_grants: [], revoked: [] };
   for (const g of grants) {
     if (!(await endGrantRow(trx, g.id, { at: end.at, by: end.actor, reason: end.reason, relinquished: end.relinquished === true }))) continue;
-    const revoked = await revokeLiveCertificates(trx, { grantIds: [g.id] }, { reason: end.revocationReason ?? `grant ${g.id} ended: ${end.reason}`, actor: end.actor, at: end.at });
+    const revocationReason = end.revocationReason ?? `grant ${g.id} ended: ${end.reason}`;
+    const revoked = await revokeLiveCertificates(trx, { grantIds: [g.id] }, { reason: revocationReason, actor: end.actor, at: end.at });
     const closed = await closePendingExtensions(trx, g.id, end.at, `the grant ended: ${end.reason}`);
     await appendEvent(trx, {
       at: end.at,
@@ -61,6 +62,10 @@ export async function endGrants(trx: Transaction<Database>, grants: readonly Gra
       clientAddress: end.clientAddress ?? null,
       details: { cause: end.cause, reason: end.reason, holder: g.username, role: g.role, revoked, ...(closed.length > 0 ? { closed_extensions: closed.map((r) => r.id) } : {}) },
     });
+    // Each revocation has its certificate.revoke event, however it came about.
+    if (revoked.length > 0) {
+      await appendEvent(trx, { at: end.at, actor: end.actor, action: 'certificate.revoke', target: g.id, outcome: 'ok', clientAddress: end.clientAddress ?? null, details: { reason: revocationReason, serials: revoked, grant: g.id } });
+    }
     for (const r of closed) {
       await appendEvent(trx, { at: end.at, actor: 'jit-ssh', action: 'request.cancel', target: r.id, outcome: 'ok', clientAddress: null, details: { reason: `grant ${g.id} ended` } });
     }

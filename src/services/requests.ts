@@ -356,6 +356,12 @@ export function createRequestService(deps: RequestDeps): RequestService {
         rule: decision.rule,
         reason: decision.reason,
         policy_digest: policy.digest,
+        // Everything else an auditor reads of the request, so verify can hold the row to its event.
+        request_reason: req.reason,
+        decision_outcome: decision.outcome,
+        required_approvals: decision.requiredApprovals,
+        expires_at: row.expires_at.toISOString(),
+        extends_grant: extendsGrant,
       });
       if (row.status === 'pending') {
         await notify(trx, at, 'request.created', who, row, approverSubjects(role), `${what} — needs ${decision.requiredApprovals} approval(s) (request ${row.id})`);

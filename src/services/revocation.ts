@@ -80,9 +80,9 @@ export function createRevocationService(deps: RevocationDeps): RevocationService
           const already = any && any.valid_before > at && (await trx.selectFrom('revocations').select('serial').where('serial', '=', target.serial).executeTakeFirst());
           if (!already) throw new DomainError(any ? 'conflict' : 'not_found', any ? `certificate ${target.serial} has already expired: nothing to revoke` : `no certificate with serial ${target.serial}`);
         }
-        const all = [...new Set([...ended.revoked, ...revoked])].sort();
-        await appendEvent(trx, { at, actor, action: 'certificate.revoke', target: target.serial ?? target.user ?? target.request ?? null, outcome: 'ok', clientAddress: null, details: { reason, serials: all, ended_grants: ended.ended_grants, ...target } });
-        return { revoked: all, ended_grants: ended.ended_grants };
+        // The grants' certificates were logged as they were revoked with their grants; this event lists the rest.
+        await appendEvent(trx, { at, actor, action: 'certificate.revoke', target: target.serial ?? target.user ?? target.request ?? null, outcome: 'ok', clientAddress: null, details: { reason, serials: revoked, ended_grants: ended.ended_grants, ...target } });
+        return { revoked: [...new Set([...ended.revoked, ...revoked])].sort(), ended_grants: ended.ended_grants };
       });
     },
 

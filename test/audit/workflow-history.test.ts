@@ -54,14 +54,14 @@ async function workflow(db: Kysely<Database>, clock: TestClock): Promise<Ids> {
   const issued = await createIssuer({ db, signer, now: clock.now }).issue({ username: 'oncall', requestId: auto.id, role: 'web-prod', publicKey: laptop.publicLine, principals: ['deploy'], validAfter: clock.now(), validBefore: new Date(clock.ms + 3_600_000), extensions: ['permit-pty'], criticalOptions: {}, clientAddress: null });
   await createRevocationService({ db, signer, caKeys: new Map([[signer.fingerprint, signer.publicKeyBlob]]), now: clock.now }).revoke({ serial: issued.serial }, 'laptop stolen', 'os:test');
   await svc.relinquish(as('oncall'), auto.id);
-  // An extension whose grant ends between its check and its filing: written approved, then denied in the same transaction.
+  // An extension filed a second before its grant ends is judged and applied at one instant, under the grant's lock.
   const lateGrant = await file('oncall', { role: 'web-prod', duration: '10m', reason: 'a short fix' });
   const end = Date.parse(lateGrant.grant!.ends_at);
   const times = [new Date(end - 1000), new Date(end + 1000)];
   const racing = createRequestService({ db, policy: () => policy, now: () => (times.length > 1 ? times.shift()! : times[0]!) });
   const late = (await racing.extend(as('oncall'), lateGrant.id, { duration: '10m', reason: 'a little longer' })) as RequestView;
-  assert.equal(late.status, 'denied');
-  assert.equal(late.close_reason, 'the grant has ended; file a new request');
+  assert.equal(late.status, 'approved');
+  assert.equal(Date.parse(late.grant!.ends_at), end + 600_000);
   clock.advance(3601);
   assert.equal(await svc.expireDue(), 1);
   return { auto: auto.id, pending: pending.id, denied: denied.id, cancelled: cancelled.id, expired: expired.id, extension: extension.id, glass: glass.id, late: late.id, lateGrant: lateGrant.id, serial: issued.serial };
@@ -117,7 +117,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual(v.workflow.rows, { requests: 9, approvals: 2, grants: 4, revocations: 1 });
       assert.equal(v.ok, true);
       const { rows } = await sql<{ tbl: string; n: string }>`select tbl, count(*)::text as n from row_versions group by tbl order by tbl`.execute(t.db);
-      assert.deepEqual(Object.fromEntries(rows.map((r) => [r.tbl, r.n])), { approvals: '2', grants: '7', requests: '14' });
+      assert.deepEqual(Object.fromEntries(rows.map((r) => [r.tbl, r.n])), { approvals: '2', grants: '8', requests: '13' });
       // The versions are chained and signed like the logs, and travel in the export.
       for (const s of STREAMS) while ((await sealStream(t.db, s, new Date())) > 0);
       for (const s of STREAMS) await checkpoint(t.db, s, signer, new Date());
@@ -149,7 +149,9 @@ for (const backend of BACKENDS) {
         ['an approval comment', sql`update approvals set comment = 'lgtm' where request_id = ${ids.pending}`, /permission denied|append-only/],
         ['an approval', sql`delete from approvals where request_id = ${ids.pending}`, /permission denied|append-only/],
         ['a shorter grant', sql`update grants set ends_at = ends_at - interval '10 minutes' where id = ${ids.pending}`, /never earlier/],
-        ['extending a relinquished grant', sql`update grants set ends_at = ends_at + interval '1 hour' where id = ${ids.auto}`, /relinquished/],
+        ['extending a relinquished grant', sql`update grants set ends_at = ends_at + interval '1 hour' where id = ${ids.auto}`, /has ended: it cannot be extended/],
+        ['un-ending a grant', sql`update grants set ended_at = null, ended_by = null, end_reason = null where id = ${ids.auto}`, /ends once/],
+        ['rewriting why a grant ended', sql`update grants set end_reason = 'expired normally' where id = ${ids.auto}`, /ends once/],
         ['a grant start', sql`update grants set starts_at = starts_at - interval '1 hour' where id = ${ids.pending}`, /starts_at cannot change/],
         ['a grant holder', sql`update grants set username = 'carol' where id = ${ids.pending}`, /username cannot change/],
         ['un-relinquishing', sql`update grants set relinquished_at = null where id = ${ids.auto}`, /relinquished once/],
@@ -184,6 +186,11 @@ for (const backend of BACKENDS) {
         sql`update grants set ends_at = ends_at + interval '8 hours' where id = ${i.pending}`,
         sql`insert into row_versions (tbl, row_key, op, xact, data) select 'grants', id, 'update', txid_current(), jit_ssh_row_image(g) from grants g where id = ${i.pending}`,
       ], /^grants (\w+): ends at \S+, but its request and approved extensions end it at \S+$/],
+      ['why a grant ended rewritten', (i) => [sql`update grants set end_reason = 'expired normally' where id = ${i.auto}`], /^grants (\w+): end_reason differs from its last chained version/],
+      ['why a grant ended rewritten, history and all', (i) => [
+        sql`update grants set end_reason = 'expired normally' where id = ${i.auto}`,
+        sql`insert into row_versions (tbl, row_key, op, xact, data) select 'grants', id, 'update', txid_current(), jit_ssh_row_image(g) from grants g where id = ${i.auto}`,
+      ], /^grants (\w+): its end changed \(row_versions \d+\)$/],
       ['a review comment rewritten', (i) => [sql`update grants set review_comment = 'not needed' where id = ${i.glass}`], /^grants (\w+): review_comment differs from its last chained version/],
       ['a request removed', (i) => [sql`delete from requests where id = ${i.cancelled}`], /^requests (\w+) was removed/],
       ['a request made up', () => [
