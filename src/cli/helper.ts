@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { loadClientConfig } from '../config.js';
+import { relinquish } from './client/relinquish.js';
 import { cert, decideRequest, login, logout, request, requests, roles, ssh, sshConfig, status, type Flags } from './client/commands.js';
 import { Home } from './client/home.js';
 import { runCli, UsageError } from './run.js';
@@ -15,6 +16,7 @@ Usage:
   jit-ssh requests [--pending] [--json]         your requests, and those you may decide
   jit-ssh approve ID [--comment TEXT] [--yes]   shows the request, asks, approves
   jit-ssh deny ID [--comment TEXT] [--yes]
+  jit-ssh relinquish ID [--json]                end your grant now; its certificates are revoked
   jit-ssh cert [REQUEST_ID] [--no-agent] [--json]
                                                 new key pair + certificate for a live grant, under
                                                 $JIT_SSH_HOME/keys/ROLE, added to ssh-agent until it expires
@@ -101,6 +103,8 @@ async function main(argv: string[]): Promise<number> {
       return decideRequest(ctx, arg, 'approve');
     case 'deny':
       return decideRequest(ctx, arg, 'deny');
+    case 'relinquish':
+      return relinquish(ctx, arg);
     case 'cert':
       return cert(ctx, arg);
     case 'ssh':

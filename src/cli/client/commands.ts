@@ -48,7 +48,7 @@ async function confirm(question: string): Promise<boolean> {
 }
 
 /** The API with the saved session; a missing or expired session says to log in. */
-async function session(ctx: Context): Promise<{ api: Api; username: string }> {
+export async function session(ctx: Context): Promise<{ api: Api; username: string }> {
   const s = await ctx.home.session();
   if (!s || Date.parse(s.expires_at) <= Date.now()) throw new ClientError(LOGIN_HINT);
   return { api: createApi(ctx.config.server ?? s.server, s.token), username: s.username };
