@@ -5,6 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { actorName, type Actor } from '../core/actor.js';
 import { DomainError } from '../core/errors.js';
 import { appendEvent } from '../db/audit-events.js';
 import type { Database } from '../db/schema.js';
@@ -29,7 +30,7 @@ export interface Krl {
 }
 
 export interface RevocationService {
-  revoke(target: RevokeTarget, reason: string, actor: string): Promise<{ revoked: string[] }>;
+  revoke(target: RevokeTarget, reason: string, actor: Actor): Promise<{ revoked: string[] }>;
   krl(): Promise<Krl>;
 }
 
@@ -61,7 +62,7 @@ export function createRevocationService(deps: RevocationDeps): RevocationService
           const any = await trx.selectFrom('certificates').select('serial').where('serial', '=', target.serial).executeTakeFirst();
           throw new DomainError(any ? 'conflict' : 'not_found', any ? `certificate ${target.serial} has already expired: nothing to revoke` : `no certificate with serial ${target.serial}`);
         }
-        const rows = live.map((c) => ({ serial: c.serial, reason, revoked_by: actor, revoked_at: at, valid_before: c.valid_before }));
+        const rows = live.map((c) => ({ serial: c.serial, reason, revoked_by: actorName(actor), revoked_at: at, valid_before: c.valid_before }));
         const inserted = rows.length === 0 ? [] : await trx.insertInto('revocations').values(rows).onConflict((oc) => oc.column('serial').doNothing()).returning('serial').execute();
         const revoked = inserted.map((r) => r.serial);
         await appendEvent(trx, { at, actor, action: 'certificate.revoke', target: target.serial ?? target.user ?? target.request ?? null, outcome: 'ok', clientAddress: null, details: { reason, serials: revoked, ...target } });

@@ -3,6 +3,7 @@
 // its audit event are written in one transaction, naming who did it.
 
 import type { Kysely } from 'kysely';
+import type { Actor } from '../core/actor.js';
 import { DomainError } from '../core/errors.js';
 import { validGroupName, validUserName } from '../core/names.js';
 import { hashPassword, passwordProblem } from '../auth/password.js';
@@ -33,13 +34,13 @@ export interface Enrollment {
 
 /** What the `jit-ssh-ca user` commands need; implemented locally and over the admin socket. */
 export interface UserAdmin {
-  add(input: { name: string; groups: string[]; password: string }, actor: string): Promise<Enrollment>;
+  add(input: { name: string; groups: string[]; password: string }, actor: Actor): Promise<Enrollment>;
   list(): Promise<UserView[]>;
-  disable(name: string, actor: string): Promise<void>;
-  enable(name: string, actor: string): Promise<void>;
-  resetMfa(name: string, actor: string): Promise<Enrollment>;
-  setPassword(name: string, password: string, actor: string): Promise<void>;
-  setGroups(name: string, groups: string[], actor: string): Promise<void>;
+  disable(name: string, actor: Actor): Promise<void>;
+  enable(name: string, actor: Actor): Promise<void>;
+  resetMfa(name: string, actor: Actor): Promise<Enrollment>;
+  setPassword(name: string, password: string, actor: Actor): Promise<void>;
+  setGroups(name: string, groups: string[], actor: Actor): Promise<void>;
 }
 
 export interface UserAdminDeps {
@@ -82,7 +83,7 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
   const now = deps.now ?? (() => new Date());
 
   /** Changes a user and records it; `revoke` also ends their sessions at once. */
-  async function change(name: string, actor: string, action: string, patch: UserPatch, revoke: boolean, details: Record<string, unknown> = {}) {
+  async function change(name: string, actor: Actor, action: string, patch: UserPatch, revoke: boolean, details: Record<string, unknown> = {}) {
     checkName(name);
     const at = now();
     await db.transaction().execute(async (trx) => {
