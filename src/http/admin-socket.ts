@@ -37,10 +37,24 @@ export function socketAnswers(file: string): Promise<boolean> {
 }
 
 /**
+ * The socket's directory must be one nobody else can write: whoever can
+ * rename entries there could put a socket of their own in its place and
+ * collect what administrators send (passwords, with `user add`).
+ */
+async function checkDirectory(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await fs.stat(dir);
+  const me = process.geteuid?.() ?? st.uid;
+  const sticky = (st.mode & 0o1000) !== 0;
+  if (st.uid !== me && st.uid !== 0) throw new Error(`admin socket directory ${dir} belongs to uid ${st.uid}, not to this server's user (uid ${me}): set JIT_SSH_ADMIN_SOCKET to a directory of its own`);
+  if ((st.mode & 0o022) !== 0 && !sticky) throw new Error(`admin socket directory ${dir} is writable by others (mode ${(st.mode & 0o777).toString(8)}): they could replace the socket; set JIT_SSH_ADMIN_SOCKET to a directory only this user can write`);
+}
+
+/**
  * Serves `fetch` on a Unix socket created with mode 0600 (umask set around
  * bind, so there is no moment when others could connect). A socket left by a
  * crashed server is replaced; one that still answers belongs to a running
- * server, and starting is refused.
+ * server, and starting is refused; anything else at the path is left alone.
  *
  * Each connection's peer is identified as it is accepted, before a byte of
  * it is read, and every request on it carries that identity (`peer`) to
@@ -48,8 +62,10 @@ export function socketAnswers(file: string): Promise<boolean> {
  */
 export async function listenAdminSocket(file: string, fetch: (req: Request, env: AdminBindings) => Response | Promise<Response>, opts: AdminSocketOptions = {}): Promise<AdminSocket> {
   const identify = opts.identify ?? ((s: Socket) => peerCredentials(s));
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await checkDirectory(path.dirname(file));
   if (await socketAnswers(file)) throw new Error(`admin socket ${file} is in use by another jit-ssh-ca; stop it or set JIT_SSH_ADMIN_SOCKET`);
+  const existing = await fs.lstat(file).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)));
+  if (existing && !existing.isSocket()) throw new Error(`${file} exists and is not a socket; the admin socket will not replace it (set JIT_SSH_ADMIN_SOCKET)`);
   await fs.rm(file, { force: true });
 
   const peers = new WeakMap<Socket, Promise<AdminPeer>>();

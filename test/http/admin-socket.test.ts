@@ -1,9 +1,10 @@
 // The admin socket itself: who is on the other end comes from the kernel
-// (SO_PEERCRED), for real client processes.
+// (SO_PEERCRED), for real client processes; the socket's directory and path
+// are checked before anything is created or removed.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -91,4 +92,27 @@ test('fail-closed: when the kernel cannot be asked, every request carries the re
   } finally {
     await admin.close();
   }
+});
+
+test('fail: the socket is never put in a directory others can write or that another user owns, and a file that is not a socket is never replaced', async () => {
+  const open = path.join(tempDir(), 'shared');
+  mkdirSync(open, { mode: 0o700 });
+  chmodSync(open, 0o777);
+  await assert.rejects(listenAdminSocket(path.join(open, 'admin.sock'), echo), /admin socket directory .*shared is writable by others \(mode 777\)/);
+  chmodSync(open, 0o1777); // sticky, as /tmp: others cannot rename what is ours
+  const sticky = await listenAdminSocket(path.join(open, 'admin.sock'), echo);
+  await sticky.close();
+
+  if (process.geteuid?.() === 0) {
+    const theirs = path.join(tempDir(), 'theirs');
+    mkdirSync(theirs, { mode: 0o700 });
+    chownSync(theirs, 65534, 65534);
+    await assert.rejects(listenAdminSocket(path.join(theirs, 'admin.sock'), echo), /belongs to uid 65534, not to this server's user/);
+  }
+
+  const dir = tempDir();
+  const file = path.join(dir, 'admin.sock');
+  writeFileSync(file, 'precious');
+  await assert.rejects(listenAdminSocket(file, echo), /exists and is not a socket; the admin socket will not replace it/);
+  assert.equal(readFileSync(file, 'utf8'), 'precious');
 });
