@@ -177,7 +177,7 @@ describe('the admin socket takes its caller from the kernel', () => {
     );
   });
 
-  test('fail: a peer whose uid is neither the server\'s nor root is refused with 403, even with the socket opened to everyone; a uid without a name is recorded as uid:N, root as os:root', { skip: ROOT_ONLY }, async () => {
+  test("fail: a peer whose uid is neither the server's nor root is refused with 403, even with the socket opened to everyone; a uid without a name is recorded as uid:N, root as os:root", { skip: ROOT_ONLY }, async () => {
     const uid = namelessUid();
     const nobody = 65534;
     const top = tempDir();

@@ -63,7 +63,7 @@ test('ok: a real client process is named by the kernel (its own pid and uid), on
   }
 });
 
-test('ok: another user is named as such, with the passwd database\'s name, or none for a uid it does not know', { skip: process.geteuid?.() === 0 ? false : 'needs root, to run clients as other users' }, async () => {
+test("ok: another user is named as such, with the passwd database's name, or none for a uid it does not know", { skip: process.geteuid?.() === 0 ? false : 'needs root, to run clients as other users' }, async () => {
   const dir = tempDir();
   chmodSync(dir, 0o755);
   const sock = path.join(dir, 'admin.sock');
