@@ -193,7 +193,9 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   });
   let adminSocket: { close(): Promise<void> };
   try {
-    adminSocket = await listenAdminSocket(config.adminSocket, createAdminApp({ users, audit, revocation, logger }).fetch);
+    const admin = await listenAdminSocket(config.adminSocket, createAdminApp({ users, audit, revocation, logger }).fetch);
+    if (admin.unidentified) logger.warn('the admin socket cannot identify its callers: admin commands are refused while the server runs', { reason: admin.unidentified });
+    adminSocket = admin;
   } catch (e) {
     await database.close();
     throw e;

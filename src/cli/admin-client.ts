@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { HEADS_FILE, readSignedHeads } from '../audit/signed-heads.js';
 import type { ServerConfig } from '../config.js';
+import { osActor, withLabel, type Actor } from '../core/actor.js';
 import { DomainError, type ErrorCode } from '../core/errors.js';
 import { createSecretBox, loadOrCreateSecretKey } from '../auth/secret-box.js';
 import { migrate, openDatabase, type DbHandle } from '../db/index.js';
@@ -14,7 +15,7 @@ import { silentLogger } from '../log.js';
 import { caKeyBlobs, loadCaKeys, type CaKeys } from '../main.js';
 import { createAuditService, type AuditService } from '../services/audit.js';
 import { createRevocationService, type Krl, type RevokeTarget } from '../services/revocation.js';
-import { ACTOR_HEADER } from '../http/admin-app.js';
+import { LABEL_HEADER } from '../http/admin-app.js';
 import { socketAnswers } from '../http/admin-socket.js';
 import { createUserAdmin, type UserAdmin } from '../services/users.js';
 import { readPolicyFile } from '../services/policy-store.js';
@@ -37,24 +38,45 @@ export interface AuditAdmin {
 export interface AdminSession {
   users: UserAdmin;
   audit: AuditAdmin;
-  /** Who is acting, as the audit log records it. */
-  actor: string;
+  /** Who is acting, as the audit log records it (through the socket the server names the actor itself). */
+  actor: Actor;
   via: 'socket' | 'database';
   close(): Promise<void>;
 }
 
-export function osActor(): string {
-  return `os:${os.userInfo().username.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64)}`;
+/** This process's OS user (`uid:N` when the passwd database has no name for it). */
+function processActor(): string {
+  const uid = process.geteuid?.() ?? -1;
+  let name: string | null = null;
+  try {
+    name = os.userInfo().username;
+  } catch {
+    // A uid without a passwd entry, as in a container run with --user 4242.
+  }
+  return osActor(uid, name);
 }
 
-const CODE_OF: Record<number, ErrorCode> = { 400: 'invalid_input', 404: 'not_found', 409: 'conflict' };
+/**
+ * The actor, with the person behind sudo as its label: sudo's word, which
+ * the audit log keeps beside the OS user, never instead of it.
+ */
+export function adminActor(env: NodeJS.ProcessEnv = process.env): Actor {
+  return withLabel(processActor(), env['SUDO_USER']);
+}
 
-function socketCall(socketPath: string, actor: string) {
+const CODE_OF: Record<number, ErrorCode> = { 400: 'invalid_input', 403: 'forbidden', 404: 'not_found', 409: 'conflict' };
+
+/** The label header, when there is a label: the server takes the actor from the socket itself. */
+function labelHeaders(actor: Actor): Record<string, string> {
+  return typeof actor === 'string' ? {} : { [LABEL_HEADER]: actor.label };
+}
+
+function socketCall(socketPath: string, actor: Actor) {
   return (method: string, path: string, body?: unknown, query?: Record<string, string | undefined>): Promise<unknown> =>
     new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = http.request(
-        { socketPath, method, path: withQuery(path, query), headers: { [ACTOR_HEADER]: actor, ...(payload ? { 'content-type': 'application/json' } : {}) } },
+        { socketPath, method, path: withQuery(path, query), headers: { ...labelHeaders(actor), ...(payload ? { 'content-type': 'application/json' } : {}) } },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
@@ -73,14 +95,25 @@ function socketCall(socketPath: string, actor: string) {
 }
 
 /** A streamed answer of the admin socket, chunk by chunk. */
-async function* socketStream(socketPath: string, actor: string, path: string): AsyncGenerator<string> {
+async function* socketStream(socketPath: string, actor: Actor, path: string): AsyncGenerator<string> {
   const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-    const req = http.request({ socketPath, method: 'GET', path, headers: { [ACTOR_HEADER]: actor } }, resolve);
+    const req = http.request({ socketPath, method: 'GET', path, headers: labelHeaders(actor) }, resolve);
     req.on('error', reject);
     req.end();
   });
   res.setEncoding('utf8');
-  if ((res.statusCode ?? 500) >= 400) throw new DomainError('unavailable', `admin socket answered ${res.statusCode}`);
+  if ((res.statusCode ?? 500) >= 400) {
+    let text = '';
+    for await (const chunk of res) text += chunk;
+    const detail = (() => {
+      try {
+        return (JSON.parse(text) as { detail?: string }).detail;
+      } catch {
+        return undefined;
+      }
+    })();
+    throw new DomainError(CODE_OF[res.statusCode!] ?? 'unavailable', detail ?? `admin socket answered ${res.statusCode}`);
+  }
   for await (const chunk of res) yield chunk as string;
 }
 
@@ -89,7 +122,7 @@ function withQuery(path: string, query: Record<string, string | undefined> | und
   return q.size > 0 ? `${path}?${q}` : path;
 }
 
-function socketAudit(socketPath: string, actor: string): AuditAdmin {
+function socketAudit(socketPath: string, actor: Actor): AuditAdmin {
   const call = socketCall(socketPath, actor);
   return {
     certificates: (q) => call('GET', '/admin/audit/certificates', undefined, q) as ReturnType<AuditAdmin['certificates']>,
@@ -109,7 +142,7 @@ function socketAudit(socketPath: string, actor: string): AuditAdmin {
 }
 
 /** The audit and revocation services over the database itself; the CA key is loaded only when a KRL is asked for. */
-function directAudit(db: DbHandle['db'], config: ServerConfig, actor: string): AuditAdmin {
+function directAudit(db: DbHandle['db'], config: ServerConfig, actor: Actor): AuditAdmin {
   let keys: Promise<CaKeys> | undefined;
   const caKeys = () => (keys ??= loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger));
   const trusted = async () => caKeyBlobs((await caKeys()).publicKeys);
@@ -131,7 +164,7 @@ function directAudit(db: DbHandle['db'], config: ServerConfig, actor: string): A
   };
 }
 
-function socketUsers(socketPath: string, actor: string): UserAdmin {
+function socketUsers(socketPath: string, actor: Actor): UserAdmin {
   const call = socketCall(socketPath, actor);
   const at = (name: string, op: string) => `/admin/users/${encodeURIComponent(name)}/${op}`;
   return {
@@ -152,7 +185,7 @@ async function policyIfReadable(path: string): Promise<(() => Policy) | undefine
 }
 
 export async function openAdmin(config: ServerConfig): Promise<AdminSession> {
-  const actor = osActor();
+  const actor = adminActor();
   if (await socketAnswers(config.adminSocket)) {
     return { users: socketUsers(config.adminSocket, actor), audit: socketAudit(config.adminSocket, actor), actor, via: 'socket', close: async () => {} };
   }

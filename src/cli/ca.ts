@@ -81,7 +81,9 @@ Usage:
 
 User, audit, revoke and krl commands go through the running server's admin socket (DATA_DIR/admin.sock, only
 the CA's OS user can open it) and open the database directly when no server runs. Each
-change is recorded in the audit log as done by os:<your OS user>. The first administrator
+change is recorded in the audit log as done by os:<your OS user> (uid:N when it has no name),
+as the kernel names the socket's peer; run through sudo, SUDO_USER is kept beside it as
+actor_label. The server refuses any other user but root. The first administrator
 of a new installation is made the same way: jit-ssh-ca user add alice --groups admins
 
 Settings (flags override the environment variables named):

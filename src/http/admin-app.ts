@@ -1,37 +1,58 @@
 // The local administration API, served only on a Unix socket that only the
-// CA's OS user can open (mode 0600 in a 0700 directory). Reaching it is the
-// proof of authority, as with a root shell on the CA host; the client names
-// the OS user it runs as, and every change is logged under that name.
+// CA's OS user can open (mode 0600 in a directory only it can write). Being
+// that user, or root, is the proof of authority, as with a root shell on the
+// CA host. Who the caller is comes from the kernel (the socket's peer
+// credentials, see admin-socket.ts), never from the request: every change is
+// logged as `os:NAME` (`uid:N` when the uid has no name). A caller that
+// cannot be identified, or that is another user, is refused.
 
 import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
+import { ACTOR_LABEL, osActor, withLabel } from '../core/actor.js';
 import { DomainError } from '../core/errors.js';
 import { errorFields, type Logger } from '../log.js';
 import type { AuditService } from '../services/audit.js';
 import type { RevocationService } from '../services/revocation.js';
 import type { UserAdmin } from '../services/users.js';
+import type { AdminBindings } from './admin-socket.js';
 import { jsonBody } from './json.js';
 import { HttpProblem, problem, STATUS_OF } from './problem.js';
 import type { AppEnv } from './types.js';
 
-export const ACTOR_HEADER = 'X-Jit-Ssh-Actor';
-const ACTOR = /^os:[A-Za-z0-9._-]{1,64}$/;
+/** What the caller calls itself (e.g. the person behind sudo): recorded beside the actor as `actor_label`, never as the actor. */
+export const LABEL_HEADER = 'X-Jit-Ssh-Label';
 
 export interface AdminAppDeps {
   users: UserAdmin;
   audit: AuditService;
   revocation: RevocationService;
   logger: Logger;
+  /** The uid the server runs as (default: its effective uid); callers must be this user or root. */
+  ownUid?: number;
 }
 
 export function createAdminApp(deps: AdminAppDeps) {
+  const ownUid = deps.ownUid ?? process.geteuid?.() ?? -1;
   const app = new Hono<AppEnv>();
   app.use(async function adminActor(c, next) {
-    const actor = c.req.header(ACTOR_HEADER) ?? '';
-    if (!ACTOR.test(actor)) throw new HttpProblem(400, 'Bad Request', `${ACTOR_HEADER} must be os:NAME`);
-    c.set('actor', actor);
+    const peer = (c.env as AdminBindings | undefined)?.peer;
+    const refuse = (detail: string, fields: Record<string, unknown>) => {
+      deps.logger.warn('admin request refused', { ...fields, method: c.req.method, path: c.req.path });
+      return new HttpProblem(403, 'Forbidden', detail);
+    };
+    if (!peer || 'error' in peer) {
+      const reason = peer?.error ?? 'no peer credentials';
+      throw refuse(`the admin socket cannot identify its caller (${reason}); refused`, { reason });
+    }
+    if (peer.uid !== ownUid && peer.uid !== 0) {
+      throw refuse(`the admin socket serves only its own OS user (uid ${ownUid}) and root; uid ${peer.uid}${peer.name ? ` (${peer.name})` : ''} is refused`, { uid: peer.uid, pid: peer.pid });
+    }
+    const label = c.req.header(LABEL_HEADER);
+    if (label !== undefined && !ACTOR_LABEL.test(label)) throw new HttpProblem(400, 'Bad Request', `${LABEL_HEADER} must be 1 to 64 letters, digits or . _ @ + : -`);
+    const actor = osActor(peer.uid, peer.name);
+    c.set('actor', withLabel(actor, label));
     await next();
-    deps.logger.info('admin', { actor, method: c.req.method, path: c.req.path, status: c.res.status });
+    deps.logger.info('admin', { actor, uid: peer.uid, pid: peer.pid, ...(label === undefined ? {} : { label }), method: c.req.method, path: c.req.path, status: c.res.status });
   });
 
   const str = (v: unknown) => (typeof v === 'string' ? v : '');

@@ -1,3 +1,4 @@
+import type { Actor } from '../core/actor.js';
 import type { Logger } from '../log.js';
 import type { Principal } from '../services/auth.js';
 
@@ -7,7 +8,7 @@ export interface AppEnv {
     log: Logger;
     /** Set by requireUser() for authenticated routes. */
     principal: Principal;
-    /** The OS user behind a local admin request (admin socket only). */
-    actor: string;
+    /** The OS user behind a local admin request, as the kernel named it (admin socket only). */
+    actor: Actor;
   };
 }

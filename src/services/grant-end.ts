@@ -13,6 +13,7 @@
 // it) or refused after it.
 
 import type { Transaction } from 'kysely';
+import { actorName, type Actor } from '../core/actor.js';
 import type { GrantFacts } from '../core/grant.js';
 import { appendEvent } from '../db/audit-events.js';
 import { closePendingExtensions, endGrantRow } from '../db/requests.js';
@@ -34,7 +35,7 @@ export interface EndedGrants {
 export interface GrantEnd {
   at: Date;
   /** Who ended it, as the audit log names actors. */
-  actor: string;
+  actor: Actor;
   reason: string;
   /** The reason recorded with each revoked certificate; default "grant ID ended: REASON". */
   revocationReason?: string;
@@ -49,9 +50,9 @@ export interface GrantEnd {
 export async function endGrants(trx: Transaction<Database>, grants: readonly GrantRow[], end: GrantEnd): Promise<EndedGrants> {
   const out: EndedGrants = { ended_grants: [], revoked: [] };
   for (const g of grants) {
-    if (!(await endGrantRow(trx, g.id, { at: end.at, by: end.actor, reason: end.reason, relinquished: end.relinquished === true }))) continue;
+    if (!(await endGrantRow(trx, g.id, { at: end.at, by: actorName(end.actor), reason: end.reason, relinquished: end.relinquished === true }))) continue;
     const revocationReason = end.revocationReason ?? `grant ${g.id} ended: ${end.reason}`;
-    const revoked = await revokeLiveCertificates(trx, { grantIds: [g.id] }, { reason: revocationReason, actor: end.actor, at: end.at });
+    const revoked = await revokeLiveCertificates(trx, { grantIds: [g.id] }, { reason: revocationReason, actor: actorName(end.actor), at: end.at });
     const closed = await closePendingExtensions(trx, g.id, end.at, `the grant ended: ${end.reason}`);
     await appendEvent(trx, {
       at: end.at,

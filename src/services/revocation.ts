@@ -11,6 +11,7 @@
 
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { actorName, type Actor } from '../core/actor.js';
 import { DomainError } from '../core/errors.js';
 import { appendEvent } from '../db/audit-events.js';
 import { findRequest, lockLiveGrants } from '../db/requests.js';
@@ -41,7 +42,7 @@ export interface Krl {
 
 export interface RevocationService {
   /** Revokes the live certificates named; by request or user also ends the grants (`ended_grants`). */
-  revoke(target: RevokeTarget, reason: string, actor: string): Promise<{ revoked: string[]; ended_grants: string[] }>;
+  revoke(target: RevokeTarget, reason: string, actor: Actor): Promise<{ revoked: string[]; ended_grants: string[] }>;
   krl(): Promise<Krl>;
 }
 
@@ -74,7 +75,7 @@ export function createRevocationService(deps: RevocationDeps): RevocationService
         }
         const ended = await endGrants(trx, grants, { at, actor, reason: `revoked: ${reason}`, revocationReason: reason, cause: 'revoke' });
         const which = target.serial ? { serial: target.serial } : target.user ? { username: target.user } : { grantIds: [...new Set([target.request!, ...grants.map((g) => g.id)])] };
-        const revoked = await revokeLiveCertificates(trx, which, { reason, actor, at });
+        const revoked = await revokeLiveCertificates(trx, which, { reason, actor: actorName(actor), at });
         if (target.serial && revoked.length === 0) {
           const any = await trx.selectFrom('certificates').select(['serial', 'valid_before']).where('serial', '=', target.serial).executeTakeFirst();
           const already = any && any.valid_before > at && (await trx.selectFrom('revocations').select('serial').where('serial', '=', target.serial).executeTakeFirst());

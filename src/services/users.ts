@@ -3,6 +3,7 @@
 // its audit event are written in one transaction, naming who did it.
 
 import type { Kysely } from 'kysely';
+import type { Actor } from '../core/actor.js';
 import { DomainError } from '../core/errors.js';
 import { validGroupName, validUserName } from '../core/names.js';
 import { hashPassword, passwordProblem } from '../auth/password.js';
@@ -37,15 +38,15 @@ export interface Enrollment {
 
 /** What the `jit-ssh-ca user` commands need; implemented locally and over the admin socket. */
 export interface UserAdmin {
-  add(input: { name: string; groups: string[]; password: string }, actor: string): Promise<Enrollment>;
+  add(input: { name: string; groups: string[]; password: string }, actor: Actor): Promise<Enrollment>;
   list(): Promise<UserView[]>;
   /** Disables a user: their sessions end, their live grants end and those grants' certificates are revoked. */
-  disable(name: string, actor: string): Promise<EndedGrants>;
-  enable(name: string, actor: string): Promise<void>;
-  resetMfa(name: string, actor: string): Promise<Enrollment>;
-  setPassword(name: string, password: string, actor: string): Promise<void>;
+  disable(name: string, actor: Actor): Promise<EndedGrants>;
+  enable(name: string, actor: Actor): Promise<void>;
+  resetMfa(name: string, actor: Actor): Promise<Enrollment>;
+  setPassword(name: string, password: string, actor: Actor): Promise<void>;
   /** Sets a user's groups; live grants the new groups no longer allow end (their certificates revoked). */
-  setGroups(name: string, groups: string[], actor: string): Promise<EndedGrants>;
+  setGroups(name: string, groups: string[], actor: Actor): Promise<EndedGrants>;
 }
 
 export interface UserAdminDeps {
@@ -93,7 +94,7 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
    * Changes a user and records it; `revoke` also ends their sessions at once. `grants`
    * picks, among the user's live grants (locked), those that end with the change.
    */
-  async function change(name: string, actor: string, action: string, patch: UserPatch, revoke: boolean, details: Record<string, unknown> = {}, grants?: { reason: string; ends: (g: GrantRow, u: UserRow) => boolean }): Promise<EndedGrants> {
+  async function change(name: string, actor: Actor, action: string, patch: UserPatch, revoke: boolean, details: Record<string, unknown> = {}, grants?: { reason: string; ends: (g: GrantRow, u: UserRow) => boolean }): Promise<EndedGrants> {
     checkName(name);
     const at = now();
     return db.transaction().execute(async (trx) => {

@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -101,6 +102,139 @@ describe('jit-ssh-ca user on the embedded database', () => {
     });
     assert.match(out, /[▀▄█]{10,}/, 'no QR code drawn');
     assert.match(out, /otpauth:\/\/totp\/jit-ssh:dee\?secret=/);
+  });
+});
+
+/** One request over the admin socket from this process, with headers of its choosing. */
+function socketRequest(socketPath: string, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; type: string; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ socketPath, method, path, headers: { ...headers, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), json: text ? JSON.parse(text) : {} }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function eventsOf(dataDir: string, action: string) {
+  const db = await openDatabase({ databaseUrl: null, dataDir });
+  try {
+    return (await listEvents(db.db, { action })).map((e) => ({ actor: e.actor, target: e.target, label: (e.details as Record<string, unknown>)['actor_label'] }));
+  } finally {
+    await db.close();
+  }
+}
+
+/** A uid that names no one in the passwd file (as a container's --user 4242 would). */
+function namelessUid(): number {
+  const taken = new Set(readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => Number(l.split(':')[2])));
+  let uid = 4242;
+  while (taken.has(uid)) uid++;
+  return uid;
+}
+
+const ROOT_ONLY = process.getuid?.() === 0 ? false : 'needs root, to run the server and its clients as other OS users';
+
+describe('the admin socket takes its caller from the kernel', () => {
+  const me = `os:${os.userInfo().username}`;
+
+  test('regression: the actor is the OS user the kernel names for the socket peer, never the X-Jit-Ssh-Actor header (os:carol-the-auditor was recorded as given); a claimed name is kept beside it as actor_label', async () => {
+    const dataDir = path.join(tempDir(), 'data');
+    const env = cleanEnv({ JIT_SSH_DATA_DIR: dataDir, JIT_SSH_PASSWORD_COST: '14' });
+    const server = await startServerProcess(env);
+    const sock = path.join(dataDir, 'admin.sock');
+    try {
+      const res = await socketRequest(sock, 'POST', '/admin/users', { 'X-Jit-Ssh-Actor': 'os:carol-the-auditor', 'X-Jit-Ssh-Label': 'carol' }, { name: 'mallory', groups: [], password: 'mallory-password-long' });
+      assert.equal(res.status, 201, JSON.stringify(res.json));
+      // The real CLI run through sudo: SUDO_USER is its label, the OS user stays the actor.
+      const viaSudo = await run(CA_BIN, ['user', 'disable', 'mallory'], { ...env, SUDO_USER: 'carol' });
+      assert.equal(viaSudo.code, 0, viaSudo.stderr);
+      const plain = await run(CA_BIN, ['user', 'enable', 'mallory'], env);
+      assert.equal(plain.code, 0, plain.stderr);
+      const logged = server.logs.filter((l) => l['msg'] === 'admin' && l['method'] === 'POST');
+      assert.deepEqual(logged.map((l) => [l['actor'], l['label'], l['uid']]), [[me, 'carol', process.getuid!()], [me, 'carol', process.getuid!()], [me, undefined, process.getuid!()]]);
+      // Queries by actor find them under the real name (newest first), and nothing under the claimed one.
+      const mine = await run(CA_BIN, ['audit', 'events', '--actor', me, '--json'], env);
+      assert.equal(mine.code, 0, mine.stderr);
+      const found = JSON.parse(mine.stdout).events as Array<{ action: string; details: Record<string, unknown> }>;
+      assert.deepEqual(found.map((e) => [e.action, e.details['actor_label']]), [['user.enable', undefined], ['user.disable', 'carol'], ['user.add', 'carol']]);
+      const claimed = await run(CA_BIN, ['audit', 'events', '--actor', 'os:carol-the-auditor', '--json'], env);
+      assert.deepEqual(JSON.parse(claimed.stdout).events, []);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+    assert.deepEqual(
+      [...(await eventsOf(dataDir, 'user.add')), ...(await eventsOf(dataDir, 'user.disable')), ...(await eventsOf(dataDir, 'user.enable'))],
+      [
+        { actor: me, target: 'mallory', label: 'carol' },
+        { actor: me, target: 'mallory', label: 'carol' },
+        { actor: me, target: 'mallory', label: undefined },
+      ],
+    );
+  });
+
+  test("fail: a peer whose uid is neither the server's nor root is refused with 403, even with the socket opened to everyone; a uid without a name is recorded as uid:N, root as os:root", { skip: ROOT_ONLY }, async () => {
+    const uid = namelessUid();
+    const nobody = 65534;
+    const top = tempDir();
+    chmodSync(top, 0o755);
+    const dataDir = path.join(top, 'data');
+    const runDir = path.join(top, 'run');
+    for (const d of [dataDir, runDir]) {
+      mkdirSync(d, { mode: 0o700 });
+      chownSync(d, uid, uid);
+    }
+    chmodSync(runDir, 0o755);
+    const sock = path.join(runDir, 'admin.sock');
+    const env = cleanEnv({ JIT_SSH_DATA_DIR: dataDir, JIT_SSH_ADMIN_SOCKET: sock, JIT_SSH_PASSWORD_COST: '14' });
+    const server = await startServerProcess(env, 60_000, { uid });
+    try {
+      const st = statSync(sock);
+      assert.deepEqual([st.mode & 0o777, st.uid], [0o600, uid]);
+      const own = await run(CA_BIN, ['user', 'add', 'own', '--password-stdin'], env, 'own-password-long', { uid, gid: uid });
+      assert.equal(own.code, 0, own.stderr);
+      const root = await run(CA_BIN, ['user', 'add', 'rooted', '--password-stdin'], env, 'rooted-password-long');
+      assert.equal(root.code, 0, root.stderr);
+
+      // Opened to everyone by mistake (or an ACL): another user connects, and is still refused.
+      chmodSync(sock, 0o666);
+      const other = await run(CA_BIN, ['user', 'add', 'intruder', '--password-stdin'], env, 'intruder-password-long', { uid: nobody, gid: nobody });
+      assert.equal(other.code, 1, other.stdout);
+      assert.equal(other.stderr, `jit-ssh-ca: the admin socket serves only its own OS user (uid ${uid}) and root; uid ${nobody} (nobody) is refused\n`);
+      const script = `require('http').get({ socketPath: ${JSON.stringify(sock)}, path: '/admin/users', headers: { 'X-Jit-Ssh-Actor': 'os:root' } }, (r) => { let t = r.statusCode + ' ' + r.headers['content-type'] + ' '; r.on('data', (d) => (t += d)); r.on('end', () => console.log(t)); })`;
+      const raw = execFileSync(process.execPath, ['-e', script], { uid: nobody, gid: nobody, encoding: 'utf8' });
+      assert.match(raw, /^403 application\/problem\+json \{.*"status":403.*"detail":"the admin socket serves only its own OS user/);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+    assert.deepEqual(await eventsOf(dataDir, 'user.add'), [
+      { actor: `uid:${uid}`, target: 'own', label: undefined },
+      { actor: 'os:root', target: 'rooted', label: undefined },
+    ]);
+  });
+
+  test('fail-closed: a server that cannot identify its callers refuses every admin request with 403 and changes nothing, and warns at start', async () => {
+    const dataDir = path.join(tempDir(), 'data');
+    const env = cleanEnv({ JIT_SSH_DATA_DIR: dataDir, JIT_SSH_PASSWORD_COST: '14' });
+    // No helper to ask the kernel with: the server's PATH leads nowhere.
+    const server = await startServerProcess({ ...env, PATH: path.join(dataDir, 'no-such-dir') });
+    try {
+      assert.ok(server.logs.some((l) => l['level'] === 'warn' && String(l['msg']).startsWith('the admin socket cannot identify its callers')), JSON.stringify(server.logs));
+      const add = await run(CA_BIN, ['user', 'add', 'eve', '--password-stdin'], env, 'eve-password-long');
+      assert.equal(add.code, 1, add.stdout);
+      assert.match(add.stderr, /^jit-ssh-ca: the admin socket cannot identify its caller \(.+\); refused\n$/);
+      const res = await socketRequest(path.join(dataDir, 'admin.sock'), 'GET', '/admin/users', { 'X-Jit-Ssh-Actor': me });
+      assert.equal(res.status, 403);
+      assert.equal(res.type, 'application/problem+json');
+      assert.match(String(res.json['detail']), /cannot identify its caller/);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+    assert.deepEqual(await eventsOf(dataDir, 'user.add'), []);
   });
 });
 

@@ -25,9 +25,15 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(bin: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<RunResult> {
+/** Another OS user to run a process as (the tests run as root for this). */
+export interface RunAs {
+  uid?: number;
+  gid?: number;
+}
+
+export function run(bin: string, args: string[], env: NodeJS.ProcessEnv, input?: string, as: RunAs = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'], ...as });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -53,8 +59,9 @@ export interface ServerProcess {
  * It is killed when the test ends; inside a before() hook pass `stopAfter: false`
  * and stop it in your own after() (Node 20 runs a hook's after() when the hook ends).
  */
-export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 60_000, { stopAfter = true } = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CA_BIN, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 60_000, { stopAfter = true, uid, gid }: { stopAfter?: boolean } & RunAs = {}): Promise<ServerProcess> {
+  const as = uid === undefined ? {} : { uid, gid: gid ?? uid };
+  const child = spawn(process.execPath, [CA_BIN, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'], ...as });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   let buf = '';

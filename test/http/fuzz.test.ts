@@ -17,7 +17,8 @@ import { after, before, describe, test } from 'node:test';
 import { sql, type Kysely } from 'kysely';
 import { parsePolicy } from '../../src/core/policy.js';
 import type { Database } from '../../src/db/schema.js';
-import { createAdminApp, ACTOR_HEADER } from '../../src/http/admin-app.js';
+import { createAdminApp, LABEL_HEADER } from '../../src/http/admin-app.js';
+import type { AdminPeer } from '../../src/http/admin-socket.js';
 import { createApp } from '../../src/http/app.js';
 import { createCaKeysPublisher } from '../../src/services/ca-keys.js';
 import type { Logger } from '../../src/log.js';
@@ -336,13 +337,22 @@ for (const backend of BACKENDS) {
       const names = fc.oneof(hostileUriComponent, fc.constantFrom('nobody', 'newbie', 'a'.repeat(200)));
       const adminBody = fc.oneof(hostileJsonText, nearly({ name: 'newbie', groups: ['engineering'], password: 'a-long-password-here', text: 'Accepted publickey', host: 'web-1', serial: '42', reason: 'lost laptop' }));
       for (const route of adminRoutes) {
-        await checkAsync(`admin ${route.method} ${route.path}`, fc.tuple(names, query, adminBody, fc.oneof({ weight: 4, arbitrary: fc.constant('os:root') }, { weight: 1, arbitrary: hostileText.map(HEADER_SAFE) })), async ([name, q, json, actor]) => {
+        // The caller as the socket names it: mostly the server's own user, sometimes another uid or none at all.
+        const peers: fc.Arbitrary<AdminPeer | undefined> = fc.oneof(
+          { weight: 6, arbitrary: fc.constant({ uid: process.geteuid!(), pid: 4321, name: 'ops' }) },
+          { weight: 1, arbitrary: fc.record({ uid: fc.integer({ min: 1, max: 2 ** 32 - 1 }).filter((u) => u !== process.geteuid!()), pid: fc.nat(), name: fc.option(fc.constantFrom('mallory', 'nobody')) }) },
+          { weight: 1, arbitrary: fc.constantFrom(undefined, { error: 'getsockopt SO_PEERCRED: Transport endpoint is not connected' }) },
+        );
+        const labels = fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('carol', 'os:root') }, { weight: 1, arbitrary: hostileText.map(HEADER_SAFE) });
+        await checkAsync(`admin ${route.method} ${route.path}`, fc.tuple(names, query, adminBody, peers, labels), async ([name, q, json, peer, label]) => {
           const url = `http://localhost${route.path.replace(/:[A-Za-z]+/g, name)}${q}`;
           const before = route.method === 'GET' ? null : await snapshot(t.db);
-          const res = await admin.request(url, { method: route.method, headers: { [ACTOR_HEADER]: actor, 'content-type': 'application/json' }, body: route.method === 'GET' ? undefined : json });
+          const headers = { ...(label === undefined ? {} : { [LABEL_HEADER]: label }), 'content-type': 'application/json' };
+          const res = await admin.request(url, { method: route.method, headers, body: route.method === 'GET' ? undefined : json }, { peer });
           const text = await res.text();
           const where = `admin ${route.method} ${url.slice(0, 200)} ${json.slice(0, 200)} -> ${res.status} ${text.slice(0, 300)}`;
           assert.ok(res.status < 500, where);
+          if (!peer || 'error' in peer || (peer.uid !== process.geteuid!() && peer.uid !== 0)) assert.equal(res.status, 403, `${where}: a caller the socket did not vouch for`);
           if (res.status >= 400) {
             assert.equal(res.headers.get('content-type'), 'application/problem+json', where);
             assert.ok(JSON.parse(text).detail, where);
