@@ -118,12 +118,6 @@ export async function releaseWindowAttempts(db: Db, taken: ReadonlyArray<{ key: 
   for (const t of taken) await releaseWindowAttempt(db, t.key, t.windowStart);
 }
 
-/** Counts one event in the current window of `key`, up to `limit`: past it nothing is written, so a flood does not queue on the row. */
-export async function countInWindow(db: Db, key: string, now: Date, windowSeconds: number, limit: number): Promise<void> {
-  const full = await windowFull(db, key, now, windowSeconds, limit);
-  if (!full) await beginWindowAttempt(db, key, now, windowSeconds, limit);
-}
-
 /** Whether `limit` events are already counted in the current window of `key`. */
 export async function windowFull(db: Db, key: string, now: Date, windowSeconds: number, limit: number): Promise<boolean> {
   const s = await getThrottle(db, key);

@@ -21,7 +21,7 @@ import { passwordWorkBusy } from '../auth/password.js';
 import type { AuthSettings } from '../config.js';
 import { rateLimitKeys } from '../core/ip.js';
 import type { Database } from '../db/schema.js';
-import { beginUserAttempt, beginWindowAttempts, clearThrottle, countInWindow, failUserAttempt, releaseUserAttempt, releaseWindowAttempts, windowFull } from '../db/throttle.js';
+import { beginUserAttempt, beginWindowAttempt, beginWindowAttempts, clearThrottle, failUserAttempt, releaseUserAttempt, releaseWindowAttempts, windowFull } from '../db/throttle.js';
 
 /** The window of the per-address limits and of the deployment's failure budget. */
 export const LOGIN_WINDOW_SECONDS = 600;
@@ -84,7 +84,8 @@ export function loginLimits(db: Kysely<Database>, settings: LimitSettings) {
           },
           async failed() {
             const lockedUntil = await failUserAttempt(db, userKey, at, settings.lockoutThreshold, settings.lockoutSeconds, MAX_LOCKOUT_SECONDS);
-            await countInWindow(db, BUDGET_KEY, at, LOGIN_WINDOW_SECONDS, settings.globalFailureLimit);
+            // Once spent, the budget is not written to again in its window: a flood does not queue on its row.
+            if (!budgetSpent) await beginWindowAttempt(db, BUDGET_KEY, at, LOGIN_WINDOW_SECONDS, settings.globalFailureLimit);
             return lockedUntil;
           },
         },
