@@ -74,7 +74,7 @@ describe('a page on another site cannot try logins through the visitor’s brows
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(evilUrl);
-    await page.waitForFunction(() => document.title === 'done', undefined, { timeout: 15_000 });
+    await page.waitForFunction("document.title === 'done'", undefined, { timeout: 15_000 });
     await context.close();
 
     const arrived = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === 'http' && l['path'] === '/v1/auth/login');
