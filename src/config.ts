@@ -73,8 +73,12 @@ export interface AuthSettings {
   lockoutThreshold: number;
   /** First lockout, seconds; each further one doubles, up to an hour. */
   lockoutSeconds: number;
-  /** Failed logins from one client address per 10 minutes before it is refused. */
+  /** Failed logins from one client address (an IPv6 /64; its /56 four times as many) per 10 minutes before it is refused. */
   addressFailureLimit: number;
+  /** Failed logins per 10 minutes over all names and addresses, past which a login's code is checked before its password. */
+  globalFailureLimit: number;
+  /** Logins that may wait for the password work in this process; past it, 503 at once. */
+  loginQueue: number;
   /** scrypt cost as log2(N); memory per hash is 128 * 8 * N bytes (2^16 → 64 MiB). */
   passwordCost: number;
 }
@@ -123,7 +127,9 @@ export const SERVER_SETTINGS = {
   auditorGroup: { env: 'JIT_SSH_AUDITOR_GROUP', flag: 'auditor-group', help: 'group of auditors (default auditors)' },
   lockoutThreshold: { env: 'JIT_SSH_LOCKOUT_THRESHOLD', flag: 'lockout-threshold', help: 'failed logins before a user is locked (default 5)' },
   lockoutDuration: { env: 'JIT_SSH_LOCKOUT_DURATION', flag: 'lockout-duration', help: 'first lockout; doubles each time up to 1h (default 1m)' },
-  addressFailureLimit: { env: 'JIT_SSH_ADDRESS_FAILURE_LIMIT', flag: 'address-failure-limit', help: 'failed logins per client address per 10 minutes (default 20)' },
+  addressFailureLimit: { env: 'JIT_SSH_ADDRESS_FAILURE_LIMIT', flag: 'address-failure-limit', help: 'failed logins per client address (IPv6: per /64, and 4x per /56) per 10 minutes (default 20)' },
+  globalFailureLimit: { env: 'JIT_SSH_GLOBAL_FAILURE_LIMIT', flag: 'global-failure-limit', help: 'failed logins per 10 minutes over all clients, past which codes are checked before passwords (default 100)' },
+  loginQueue: { env: 'JIT_SSH_LOGIN_QUEUE', flag: 'login-queue', help: 'logins that may wait for password checks; past it 503 with Retry-After (default 32)' },
   webhookSecret: { env: 'JIT_SSH_WEBHOOK_SECRET', flag: null, help: 'HMAC-SHA256 key signing webhook bodies (environment only)' },
   webhookSecretFile: { env: 'JIT_SSH_WEBHOOK_SECRET_FILE', flag: 'webhook-secret-file', help: 'file holding JIT_SSH_WEBHOOK_SECRET' },
   passwordCost: { env: 'JIT_SSH_PASSWORD_COST', flag: 'password-cost', help: 'scrypt cost log2(N), 14-20 (default 16: 64 MiB, ~0.2 s)' },
@@ -189,6 +195,8 @@ const schema = z.object({
   lockoutThreshold: intIn(2, 1000).default(5),
   lockoutDuration: duration(1, 86400).default(60),
   addressFailureLimit: intIn(1, 100000).default(20),
+  globalFailureLimit: intIn(1, 100_000_000).default(100),
+  loginQueue: intIn(1, 10000).default(32),
   passwordCost: intIn(14, 20).default(16),
   webhookSecret: z.string().min(16, 'must be at least 16 characters').optional(),
   webhookSecretFile: z.string().optional(),
@@ -286,6 +294,8 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
       lockoutThreshold: v.lockoutThreshold,
       lockoutSeconds: v.lockoutDuration,
       addressFailureLimit: v.addressFailureLimit,
+      globalFailureLimit: v.globalFailureLimit,
+      loginQueue: v.loginQueue,
       passwordCost: v.passwordCost,
     }),
   });

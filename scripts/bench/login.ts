@@ -16,7 +16,7 @@ export async function runLogin(seconds: number): Promise<Result[]> {
   try {
     await migrate(h.db);
     const box = createSecretBox(randomBytes(32));
-    const settings = { tokenTtl: 3600, adminGroup: 'admins', auditorGroup: 'auditors', lockoutThreshold: 1_000_000, lockoutSeconds: 60, addressFailureLimit: 1_000_000, passwordCost: 16 };
+    const settings = { tokenTtl: 3600, adminGroup: 'admins', auditorGroup: 'auditors', lockoutThreshold: 1_000_000, lockoutSeconds: 60, addressFailureLimit: 1_000_000, globalFailureLimit: 1_000_000, loginQueue: 32, passwordCost: 16 };
     const auth = await createAuthService({ db: h.db, box, settings });
     const enrollment = await createUserAdmin({ db: h.db, box, passwordCost: 16 }).add({ name: 'bench', groups: [], password: 'bench-password-long' }, 'os:bench');
     const secret = new URL(enrollment.otpauth_uri).searchParams.get('secret')!;

@@ -4,6 +4,7 @@
 //   $scrypt$ln=16,r=8,p=1$<salt base64>$<hash base64>
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { UnavailableError } from '../core/errors.js';
 
 export const MIN_PASSWORD_LENGTH = 12;
 /** Long passphrases are welcome; the cap only bounds the work an attacker can ask for. */
@@ -21,20 +22,56 @@ export interface PasswordParams {
 
 // Each hash holds 128*r*N bytes for ~0.2 s; two at a time bound the memory
 // (2 × 64 MiB at the default cost) and leave libuv threads for signing.
+const CONCURRENCY = 2;
 let running = 0;
+let derived = 0;
+/** How long one derivation took lately (ms, a moving average): what a wait in the queue is estimated by. */
+let typicalMs = 200;
 const waiting: Array<() => void> = [];
-async function limited<T>(fn: () => Promise<T>): Promise<T> {
-  if (running >= 2) await new Promise<void>((r) => waiting.push(r));
-  running++;
+
+/** The queue in front of the password work is full: refused at once rather than waiting behind it. */
+export class PasswordQueueFullError extends UnavailableError {
+  override name = 'PasswordQueueFullError';
+}
+
+async function limited<T>(fn: () => Promise<T>, maxWaiting: number): Promise<T> {
+  if (running >= CONCURRENCY) {
+    if (waiting.length >= maxWaiting) {
+      const drainSeconds = Math.ceil(((waiting.length / CONCURRENCY + 1) * typicalMs) / 1000);
+      throw new PasswordQueueFullError('the server is busy checking other logins; try again shortly', Math.max(1, drainSeconds));
+    }
+    // The slot is handed over by the one finishing: no newcomer can take it in between.
+    await new Promise<void>((r) => waiting.push(r));
+  } else running++;
+  derived++;
+  const started = performance.now();
   try {
     return await fn();
   } finally {
-    running--;
-    waiting.shift()?.();
+    typicalMs = 0.8 * typicalMs + 0.2 * (performance.now() - started);
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
   }
 }
 
-function derive(password: string, salt: Buffer, params: PasswordParams, keyLength: number): Promise<Buffer> {
+/** The password work of this process: derivations begun so far, running and waiting now. */
+export function passwordWork(): { derived: number; running: number; waiting: number } {
+  return { derived, running, waiting: waiting.length };
+}
+
+/** Whether a derivation asked for now would have to wait: every slot is taken. */
+export function passwordWorkBusy(): boolean {
+  return running + waiting.length >= CONCURRENCY;
+}
+
+/** Options of a password check. */
+export interface VerifyOptions {
+  /** Refuse (PasswordQueueFullError) instead of queueing when this many checks already wait; default: always queue. */
+  maxWaiting?: number;
+}
+
+function derive(password: string, salt: Buffer, params: PasswordParams, keyLength: number, maxWaiting = Infinity): Promise<Buffer> {
   const N = 2 ** params.ln;
   return limited(
     () =>
@@ -43,6 +80,7 @@ function derive(password: string, salt: Buffer, params: PasswordParams, keyLengt
           err ? reject(err) : resolve(key),
         ),
       ),
+    maxWaiting,
   );
 }
 
@@ -76,14 +114,14 @@ export interface PasswordCheck {
 }
 
 /** Compares in constant time; an unparsable hash never matches. */
-export async function verifyPassword(hash: string, password: string, cost: number): Promise<PasswordCheck> {
+export async function verifyPassword(hash: string, password: string, cost: number, opts: VerifyOptions = {}): Promise<PasswordCheck> {
   const parsed = parse(hash);
   if (!parsed || typeof password !== 'string' || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) {
     // Spend the same work as a real check so the answer's timing tells nothing.
-    await derive(typeof password === 'string' ? password.slice(0, MAX_PASSWORD_BYTES) : '', randomBytes(16), { ln: cost, r: R, p: P }, KEY_LENGTH);
+    await derive(typeof password === 'string' ? password.slice(0, MAX_PASSWORD_BYTES) : '', randomBytes(16), { ln: cost, r: R, p: P }, KEY_LENGTH, opts.maxWaiting);
     return { ok: false, needsRehash: false };
   }
-  const key = await derive(password, parsed.salt, parsed.params, parsed.key.length);
+  const key = await derive(password, parsed.salt, parsed.params, parsed.key.length, opts.maxWaiting);
   const ok = key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
   return { ok, needsRehash: ok && (parsed.params.ln < cost || parsed.params.r < R) };
 }

@@ -61,3 +61,15 @@ export function rateLimitKey(address: string | null): string {
   if (ip === null) return address;
   return isIPv4(ip) ? ip : `${networkOf(ip, 64)}/64`;
 }
+
+/**
+ * Every network login rate limits count an address in, narrowest first: an
+ * IPv4 address alone; an IPv6 address in its /64 and in its /56, since one
+ * site is commonly delegated a /56 and can spread its attempts over its 256
+ * /64s. Anything else as rateLimitKey counts it.
+ */
+export function rateLimitKeys(address: string | null): string[] {
+  const ip = address === null ? null : canonicalIp(address);
+  if (ip === null || isIPv4(ip)) return [rateLimitKey(address)];
+  return [`${networkOf(ip, 64)}/64`, `${networkOf(ip, 56)}/56`];
+}

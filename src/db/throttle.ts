@@ -94,6 +94,36 @@ export async function releaseWindowAttempt(db: Db, key: string, windowStart: Dat
   await sql`update login_throttle set failures = greatest(failures - 1, 0) where key = ${key} and window_start = ${windowStart}`.execute(db);
 }
 
+/** Window attempts taken for several keys. */
+export type WindowAttempts = { ok: true; taken: Array<{ key: string; windowStart: Date }> } | { ok: false; key: string; retryAfter: number };
+
+/**
+ * A window attempt for each key, each with its own limit: all are counted,
+ * or none (a refusal gives back the ones already taken).
+ */
+export async function beginWindowAttempts(db: Db, limits: ReadonlyArray<{ key: string; limit: number }>, now: Date, windowSeconds: number): Promise<WindowAttempts> {
+  const taken: Array<{ key: string; windowStart: Date }> = [];
+  for (const { key, limit } of limits) {
+    const a = await beginWindowAttempt(db, key, now, windowSeconds, limit);
+    if (!a.ok) {
+      await releaseWindowAttempts(db, taken);
+      return { ok: false, key, retryAfter: a.retryAfter };
+    }
+    taken.push({ key, windowStart: a.windowStart });
+  }
+  return { ok: true, taken };
+}
+
+export async function releaseWindowAttempts(db: Db, taken: ReadonlyArray<{ key: string; windowStart: Date }>): Promise<void> {
+  for (const t of taken) await releaseWindowAttempt(db, t.key, t.windowStart);
+}
+
+/** Whether `limit` events are already counted in the current window of `key`. */
+export async function windowFull(db: Db, key: string, now: Date, windowSeconds: number, limit: number): Promise<boolean> {
+  const s = await getThrottle(db, key);
+  return s !== undefined && s.windowStart.getTime() > now.getTime() - windowSeconds * 1000 && s.failures >= limit;
+}
+
 export async function clearThrottle(db: Db, key: string): Promise<void> {
   await db.deleteFrom('login_throttle').where('key', '=', key).execute();
 }

@@ -15,7 +15,7 @@ import type { AuditService } from '../services/audit.js';
 import type { RevocationService } from '../services/revocation.js';
 import type { UserAdmin } from '../services/users.js';
 import type { AdminBindings } from './admin-socket.js';
-import { jsonBody } from './json.js';
+import { jsonBody, jsonOnly } from './json.js';
 import { HttpProblem, problem, STATUS_OF } from './problem.js';
 import type { AppEnv } from './types.js';
 
@@ -54,6 +54,7 @@ export function createAdminApp(deps: AdminAppDeps) {
     await next();
     deps.logger.info('admin', { actor, uid: peer.uid, pid: peer.pid, ...(label === undefined ? {} : { label }), method: c.req.method, path: c.req.path, status: c.res.status });
   });
+  app.use(jsonOnly());
 
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
   const list = (v: unknown) => (Array.isArray(v) ? v : []);

@@ -12,6 +12,7 @@ import { accessLog } from './middleware/access-log.js';
 import { deadline } from './middleware/deadline.js';
 import { noCors } from './middleware/no-cors.js';
 import { requestId } from './middleware/request-id.js';
+import { jsonOnly } from './json.js';
 import { HttpProblem, problem, STATUS_OF } from './problem.js';
 import { adminRoutes, type AdminRoutesDeps } from './routes/admin.js';
 import { auditRoutes, type AuditRoutesDeps } from './routes/audit.js';
@@ -47,6 +48,8 @@ export function createApp(deps: AppDeps) {
     // response around a stream, and the server would then read it back chunk by chunk.
     if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store');
   });
+  // The API reads JSON only: bodies a cross-site page can send without a preflight never reach a route.
+  app.use('/v1/*', jsonOnly());
   app.use(
     bodyLimit({
       maxSize: deps.bodyLimit,

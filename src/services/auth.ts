@@ -1,14 +1,14 @@
-// Login, in this order: throttles → password → TOTP → enabled → the TOTP
-// step is consumed → session. Every failure answers the same way and costs
-// the same work whether or not the user exists; the audit log keeps the real
-// reason.
+// Login, in this order: limits (login-limits.ts) → password → TOTP → enabled
+// → the TOTP step is consumed → session; while password work is scarce the
+// TOTP code is checked before the password. Every failure answers the same
+// way and costs the same work whether or not the user exists; the audit log
+// keeps the real reason.
 
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AuthSettings } from '../config.js';
 import { DomainError, RateLimitedError } from '../core/errors.js';
-import { rateLimitKey } from '../core/ip.js';
-import { hashPassword, verifyPassword } from '../auth/password.js';
+import { hashPassword, PasswordQueueFullError, verifyPassword, type PasswordCheck } from '../auth/password.js';
 import type { SecretBox } from '../auth/secret-box.js';
 import { hashToken, looksLikeToken, newToken } from '../auth/tokens.js';
 import { newTotpSecret, verifyTotp } from '../auth/totp.js';
@@ -16,12 +16,11 @@ import { appendEvent } from '../db/audit-events.js';
 import type { Database } from '../db/schema.js';
 import { findLiveSessions, insertSession, revokeSession, type SessionUser } from '../db/sessions.js';
 import { batchedLookup } from '../db/batch.js';
-import { beginUserAttempt, beginWindowAttempt, clearThrottle, failUserAttempt, releaseUserAttempt, releaseWindowAttempt } from '../db/throttle.js';
+import { beginUserAttempt, failUserAttempt, releaseUserAttempt } from '../db/throttle.js';
 import { consumeTotpStep, findUser, updateUser } from '../db/users.js';
+import { codeFirst, loginLimits, MAX_LOCKOUT_SECONDS } from './login-limits.js';
 
 export const LOGIN_FAILED = 'invalid username, password or code';
-const ADDRESS_WINDOW_SECONDS = 600;
-const MAX_LOCKOUT_SECONDS = 3600;
 const DUMMY_CONTEXT = 'user:\0none';
 
 export interface Principal {
@@ -83,6 +82,7 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
   // Stand-ins for a user who does not exist, with the same costs as a real one.
   const dummyHash = await hashPassword(randomBytes(24).toString('base64'), settings.passwordCost);
   const dummySealed = box.seal(newTotpSecret(), DUMMY_CONTEXT);
+  const limits = loginLimits(db, settings);
 
   const principalOf = (username: string, groups: string[], expiresAt: Date): Principal => ({
     username,
@@ -117,43 +117,55 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
       if (typeof username !== 'string' || typeof password !== 'string' || typeof totp !== 'string' || username.length === 0 || username.length > 128 || /[\x00-\x1f\x7f]/.test(username)) {
         throw new DomainError('invalid_input', 'username, password and totp are required strings');
       }
-      // IPv6 clients are counted by their /64: one host there can change its address at will.
-      const addrKey = `addr:${rateLimitKey(clientAddress)}`;
-      const userKey = `user:${username}`;
-
-      // Both counters take the attempt before anything is checked (a success gives it back): parallel guesses,
-      // on this instance or another, cannot all slip in before the first failure is counted.
-      const addr = await beginWindowAttempt(db, addrKey, at, ADDRESS_WINDOW_SECONDS, settings.addressFailureLimit);
-      if (!addr.ok) return refuse(at, username, clientAddress, 'address_rate_limited', addr.retryAfter);
-      const slot = await beginUserAttempt(db, userKey, at, settings.lockoutThreshold);
-      if (!slot.ok) {
-        await releaseWindowAttempt(db, addrKey, addr.windowStart);
-        return refuse(at, username, clientAddress, slot.reason, slot.retryAfter);
-      }
+      // Every limit takes the attempt before anything is checked: parallel guesses, on this instance
+      // or another, cannot all slip in before the first failure is counted (see login-limits.ts).
+      const admission = await limits.admit(username, clientAddress, at);
+      if (!admission.ok) return refuse(at, username, clientAddress, admission.reason, admission.retryAfter);
+      const { attempt } = admission;
 
       const user = await findUser(db, username);
-      const pw = await verifyPassword(user?.password_hash ?? dummyHash, password, settings.passwordCost);
       const secret = box.open(user?.totp_secret ?? dummySealed, user ? totpContext(user.name) : DUMMY_CONTEXT);
-      const step = await verifyTotp(secret, totp, Math.floor(at.getTime() / 1000));
+      const checkCode = () => verifyTotp(secret, totp, Math.floor(at.getTime() / 1000));
+      const checkPassword = () => verifyPassword(user?.password_hash ?? dummyHash, password, settings.passwordCost, { maxWaiting: settings.loginQueue });
+      let pw: PasswordCheck;
+      let step: number | null;
+      // Decided right before the password work is asked for, with nothing awaited in between.
+      const cheapFirst = codeFirst(attempt);
+      try {
+        if (cheapFirst) {
+          step = await checkCode();
+          pw = step === null ? { ok: false, needsRehash: false } : await checkPassword();
+        } else {
+          pw = await checkPassword();
+          step = await checkCode();
+        }
+      } catch (e) {
+        if (!(e instanceof PasswordQueueFullError)) throw e;
+        // Not checked: nothing counts against the name or the address; the client is told when to come back.
+        await attempt.withdraw();
+        await appendEvent(db, { at, actor: username, action: 'login.failed', target: username, outcome: 'refused', clientAddress, details: { reason: 'busy' } });
+        throw e;
+      }
+      const order = cheapFirst ? { code_checked_first: true } : {};
 
       let reason: string | null = null;
       if (!user) reason = 'unknown_user';
+      else if (cheapFirst && step === null) reason = 'bad_totp';
       else if (!pw.ok) reason = 'bad_password';
       else if (step === null) reason = 'bad_totp';
       else if (!user.enabled) reason = 'disabled';
       else if (!(await consumeTotpStep(db, user.name, step))) reason = 'totp_replay';
 
       if (reason !== null || !user) {
-        const lockedUntil = await failUserAttempt(db, userKey, at, settings.lockoutThreshold, settings.lockoutSeconds, MAX_LOCKOUT_SECONDS);
-        await appendEvent(db, { at, actor: username, action: 'login.failed', target: username, outcome: 'failed', clientAddress, details: { reason } });
+        const lockedUntil = await attempt.failed();
+        await appendEvent(db, { at, actor: username, action: 'login.failed', target: username, outcome: 'failed', clientAddress, details: { reason, ...order } });
         if (lockedUntil) {
           await appendEvent(db, { at, actor: 'jit-ssh', action: 'login.lockout', target: username, outcome: 'ok', clientAddress, details: { until: lockedUntil.toISOString() } });
         }
         throw new DomainError('unauthenticated', LOGIN_FAILED);
       }
 
-      await clearThrottle(db, userKey);
-      await releaseWindowAttempt(db, addrKey, addr.windowStart);
+      await attempt.succeeded();
       const token = newToken();
       const expiresAt = new Date(at.getTime() + settings.tokenTtl * 1000);
       const rehash = pw.needsRehash ? await hashPassword(password, settings.passwordCost) : undefined;

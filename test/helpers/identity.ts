@@ -28,6 +28,8 @@ export const TEST_AUTH: AuthSettings = {
   lockoutThreshold: 3,
   lockoutSeconds: 60,
   addressFailureLimit: 1000,
+  globalFailureLimit: 100,
+  loginQueue: 32,
   passwordCost: 14,
 };
 

@@ -12,7 +12,7 @@ import { createSecretBox } from '../../src/auth/secret-box.js';
 import { loadServerConfig } from '../../src/config.js';
 import { listEvents } from '../../src/db/audit-events.js';
 import { clientAddressResolver } from '../../src/http/client-address.js';
-import { rateLimitKey } from '../../src/core/ip.js';
+import { rateLimitKey, rateLimitKeys } from '../../src/core/ip.js';
 import { canonicalIp, ForwardedError, parseTrustedProxies, resolveClientAddress, type ForwardedHeaders } from '../../src/http/forwarded.js';
 import { createApp, type AppDeps } from '../../src/http/app.js';
 import { silentLogger } from '../../src/log.js';
@@ -107,6 +107,18 @@ describe('the client address behind proxies', () => {
       [null, 'unknown'],
     ];
     for (const [given, want] of table) assert.equal(rateLimitKey(given), want, String(given));
+  });
+
+  test('ok: an IPv6 address is counted in its /64 and in its /56 (one site); IPv4 and the rest once', () => {
+    const table: Array<[string | null, string[]]> = [
+      ['198.51.100.1', ['198.51.100.1']],
+      ['::ffff:198.51.100.1', ['198.51.100.1']],
+      ['2001:db8:1:2:3:4:5:6', ['2001:db8:1:2::/64', '2001:db8:1::/56']],
+      ['2001:db8:1:1ff::1', ['2001:db8:1:1ff::/64', '2001:db8:1:100::/56']],
+      ['2001:DB8:1:100::FFFF', ['2001:db8:1:100::/64', '2001:db8:1:100::/56']],
+      [null, ['unknown']],
+    ];
+    for (const [given, want] of table) assert.deepEqual(rateLimitKeys(given), want, String(given));
   });
 
   test('ok: one spelling per address (rate limits count per address)', () => {
@@ -229,5 +241,16 @@ describe('login rate limits and the audit log use the resolved address', () => {
     assert.equal((await login('carol', { 'X-Forwarded-For': `${net}:ffff:ffff:ffff:fffe` })).status, 429, 'another address of the same /64 is the same client');
     assert.equal((await login('carol', { 'X-Forwarded-For': '2001:db8:77:2::1' })).status, 401, 'the next /64 is not blocked');
     assert.equal(await failuresFrom(`${net}::2`, 'carol'), 1);
+  });
+
+  test('ok: IPv6 clients are limited per /56 as well: a site cannot spread its guesses over its 256 /64s', async () => {
+    // The per-address limit here is 3; a /56 may fail four times that.
+    const login = await listen('127.0.0.1/32');
+    const site = (n: number) => `2001:db8:88:${(0x100 + n).toString(16)}::1`;
+    for (let n = 0; n < 12; n++) assert.equal((await login('dave', { 'X-Forwarded-For': site(n) })).status, 401, `/64 number ${n}`);
+    const refused = await login('dave', { 'X-Forwarded-For': site(200) });
+    assert.equal(refused.status, 429, 'a fresh /64 of the same /56 is the same site');
+    assert.equal((await login('dave', { 'X-Forwarded-For': '2001:db8:88:200::1' })).status, 401, 'the next /56 is not blocked');
+    assert.equal(await failuresFrom(site(200), 'dave'), 1, 'the refusal is logged with the full address');
   });
 });

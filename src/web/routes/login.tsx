@@ -4,6 +4,7 @@
 // token and the same-origin check.
 
 import { Hono } from 'hono';
+import { PasswordQueueFullError } from '../../auth/password.js';
 import { DomainError, RateLimitedError } from '../../core/errors.js';
 import { STATUS_OF } from '../../http/problem.js';
 import { formWithCsrf, readForm, safeNext, type WebDeps, type WebEnv } from '../context.js';
@@ -55,7 +56,7 @@ export function loginRoutes(deps: WebDeps) {
   app.post('/ui/login', async (c) => {
     const secure = overHttps(c, deps.publicUrl);
     const form = await readForm(c);
-    const again = (status: 400 | 401 | 403 | 429, error: string, renew = false) =>
+    const again = (status: 400 | 401 | 403 | 429 | 503, error: string, renew = false) =>
       page(c, status, { title: 'Log in', viewer: null }, <LoginPage csrf={loginCsrf(c, secure, renew)} next={safeNext(form['next'])} username={form['username'] ?? ''} error={error} />);
     if (!sameSecret(form['csrf'], loginCsrfCookie(c, secure))) {
       // A new token replaces the refused one, in the cookie and the re-shown form, so the next try works (cookies must be enabled).
@@ -75,6 +76,11 @@ export function loginRoutes(deps: WebDeps) {
       if (e instanceof RateLimitedError) {
         c.header('Retry-After', String(e.retryAfter));
         return again(429, `Too many failed logins. Try again in ${Math.max(1, Math.ceil(e.retryAfter / 60))} minute(s).`);
+      }
+      if (e instanceof PasswordQueueFullError) {
+        // Many logins at once: this one was not checked, and nothing was counted against it.
+        c.header('Retry-After', String(e.retryAfter));
+        return again(503, `The server is busy checking other logins. Try again in ${e.retryAfter} second(s).`);
       }
       if (e instanceof DomainError && (e.code === 'unauthenticated' || e.code === 'invalid_input')) {
         return again(STATUS_OF[e.code] as 400 | 401, e.code === 'invalid_input' ? 'Enter your user name, password and code.' : 'Invalid user name, password or code.');
