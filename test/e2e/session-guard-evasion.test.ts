@@ -123,7 +123,7 @@ async function listening(port: number): Promise<void> {
   }
 }
 
-test('ok: processes that left the session (setsid, nohup, a double fork, tmux) are ended at the certificate\'s end', async () => {
+test("ok: processes that left the session (setsid, nohup, a double fork, tmux) are ended at the certificate's end", async () => {
   const key = freshKey();
   const { validBefore } = await issueFor(ca, key, 8);
   const tmuxSocket = path.join(dir, 'tmux.sock');
@@ -192,7 +192,7 @@ test('ok: a session is ended within the check interval once the installed KRL re
   assert.match(res.stderr, /jit-ssh: your certificate has been revoked: closing this session\./);
 });
 
-test('fail: a certificate\'s force-command (a role\'s force_command) runs, not the command asked for nor a shell', async () => {
+test("fail: a certificate's force-command (a role's force_command) runs, not the command asked for nor a shell", async () => {
   // sshd_config's ForceCommand (the guard) overrides a certificate's: the guard must run the certificate's itself.
   const key = freshKey();
   await issueFor(ca, key, 3600, { criticalOptions: { 'force-command': 'echo forced; echo "asked=$SSH_ORIGINAL_COMMAND"' } });
@@ -285,7 +285,7 @@ test('ok: forwarding on a connection that ran a session ends with the certificat
   }
 });
 
-test('limit: a connection that opens no session (ssh -N) keeps the forwarding a role grants past the certificate\'s end', async () => {
+test("limit: a connection that opens no session (ssh -N) keeps the forwarding a role grants past the certificate's end", async () => {
   const key = freshKey();
   const { validBefore } = await issueFor(ca, key, 4, { extensions: ['permit-port-forwarding'] });
   const local = await freePort();

@@ -128,7 +128,7 @@ for (const backend of BACKENDS) {
       assert.equal((await as['lead']!('GET', `/v1/requests/${r.id}`)).body.status, 'pending');
     });
 
-    test('fail-act-on-others: cancel, relinquish, extend, acknowledge or certify someone else\'s request or grant is a 404, and changes nothing', async () => {
+    test("fail-act-on-others: cancel, relinquish, extend, acknowledge or certify someone else's request or grant is a 404, and changes nothing", async () => {
       const pending = (await as['eng']!('POST', '/v1/requests', { role: 'web-prod', duration: '1h', reason: 'look at the slow queries' })).body;
       const grant = (await as['oncall']!('POST', '/v1/requests', { role: 'web-prod', duration: '1h', reason: 'restart the stuck workers' })).body;
       assert.equal(grant.status, 'approved');

@@ -148,7 +148,7 @@ for (const backend of BACKENDS) {
       assert.match(unknownRole.text, /asks for &lt;!everyone&gt; for 1h/);
     });
 
-    test('ok: enqueue escapes a plain text whole; markup of the product\'s own (slack`…`) keeps working around escaped values', async () => {
+    test("ok: enqueue escapes a plain text whole; markup of the product's own (slack`…`) keeps working around escaped values", async () => {
       const clock = new TestClock();
       const rx = await receiver();
       const hook = [{ url: rx.url, events: ['request.created' as const] }];
