@@ -34,7 +34,7 @@ cat >/etc/ssh/sshd_config.d/50-jit-ssh.conf <<CONF
 TrustedUserCAKeys $dir/ca.pub
 RevokedKeys $dir/revoked.krl
 ExposeAuthInfo yes
-ForceCommand /usr/local/libexec/jit-ssh-session-guard --warn 5m
+ForceCommand /usr/local/libexec/jit-ssh-session-guard --warn 5m --krl $dir/revoked.krl --krl-interval 30s
 # Certificates only on this example host.
 AuthorizedKeysFile none
 PasswordAuthentication no

@@ -70,11 +70,13 @@ Usage:
   jit-ssh-ca krl [--out FILE] [--sig FILE]
                                      the KRL for sshd's RevokedKeys (written atomically) and its signature
                                      --since/--until take RFC 3339 times or durations back from now (30d, 2h)
-  jit-ssh-ca server-setup --url URL [--dir DIR] [--no-session-guard] [--warn 5m]
+  jit-ssh-ca server-setup --url URL [--dir DIR] [--no-session-guard] [--warn 5m] [--krl-interval 30s]
                                      print a script that sets up a server (run it there as root): the CA
-                                     keys, the KRL refresher and its cron line, the session guard, the
-                                     sshd drop-in; --sbin-dir, --libexec-dir, --sshd-config-dir, --cron-dir
-                                     move what it installs
+                                     keys, the KRL refresher and its cron line, the session guard (it warns
+                                     --warn before a certificate ends, then ends the session; it checks open
+                                     sessions against the KRL every --krl-interval), the sshd drop-in;
+                                     --sbin-dir, --libexec-dir, --sshd-config-dir, --cron-dir move what it
+                                     installs
   jit-ssh-ca server-setup --print refresh|session-guard
                                      print one of the two server-side scripts
   jit-ssh-ca --help                  this text
@@ -171,6 +173,7 @@ async function main(argv: string[]): Promise<number> {
       'cron-dir': { type: 'string' },
       'no-session-guard': { type: 'boolean' },
       warn: { type: 'string' },
+      'krl-interval': { type: 'string' },
       print: { type: 'string' },
     },
     allowPositionals: true,
@@ -210,6 +213,7 @@ async function main(argv: string[]): Promise<number> {
         cronDir: values['cron-dir'] ?? d.cronDir,
         guard: values['no-session-guard'] !== true,
         warn: values.warn ?? d.warn,
+        krlInterval: values['krl-interval'] ?? d.krlInterval,
       });
       const config = loadServerConfig(process.env, flags);
       const keys = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);

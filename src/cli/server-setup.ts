@@ -32,6 +32,8 @@ export interface ServerSetupOptions {
   guard: boolean;
   /** Warning before the end of a session. */
   warn: string;
+  /** How often the guard checks an open session's certificate against the KRL. */
+  krlInterval: string;
 }
 
 export const SERVER_SETUP_DEFAULTS = {
@@ -41,6 +43,7 @@ export const SERVER_SETUP_DEFAULTS = {
   sshdConfigDir: '/etc/ssh/sshd_config.d',
   cronDir: '/etc/cron.d',
   warn: '5m',
+  krlInterval: '30s',
 };
 
 /** Single-quotes a value for sh. */
@@ -55,6 +58,7 @@ export function vetServerSetup(o: ServerSetupOptions): ServerSetupOptions {
   if (!o.url) throw new UsageError('--url URL is required: the address your servers reach the CA at (e.g. https://ca.example.com)');
   if (!/^https?:\/\/[A-Za-z0-9.:[\]-]+(:\d+)?(\/[A-Za-z0-9._~/-]*)?$/.test(o.url) || !URL.canParse(o.url)) throw new UsageError(`--url must be an http(s) URL (got ${JSON.stringify(o.url)})`);
   if (!/^\d+[smh]?$/.test(o.warn)) throw new UsageError('--warn must be a duration such as 5m');
+  if (!/^0*[1-9]\d*[smh]?$/.test(o.krlInterval)) throw new UsageError('--krl-interval must be a duration over 0 such as 30s');
   return {
     ...o,
     url: o.url.replace(/\/+$/, ''),
@@ -71,7 +75,7 @@ export function sshdConfigLines(o: ServerSetupOptions): string[] {
   return [
     `TrustedUserCAKeys ${o.dir}/ca.pub`,
     `RevokedKeys ${o.dir}/revoked.krl`,
-    ...(o.guard ? ['ExposeAuthInfo yes', `ForceCommand ${o.libexecDir}/jit-ssh-session-guard --warn ${o.warn}`] : []),
+    ...(o.guard ? ['ExposeAuthInfo yes', `ForceCommand ${o.libexecDir}/jit-ssh-session-guard --warn ${o.warn} --krl ${o.dir}/revoked.krl --krl-interval ${o.krlInterval}`] : []),
   ];
 }
 
@@ -127,7 +131,8 @@ export async function serverSetupScript(o: ServerSetupOptions, caKeys: SetupCaKe
     '',
     ...(o.guard
       ? [
-          '# 3. The session guard: sshd checks a certificate only at login; this ends the session when the certificate does.',
+          '# 3. The session guard: sshd checks a certificate only at login; this ends the session when the certificate ends',
+          '#    or the KRL revokes it.',
           ...heredoc(`${o.libexecDir}/jit-ssh-session-guard`, guard, '0755'),
           '',
         ]

@@ -7,6 +7,11 @@
 // incoming webhook shows it as is) and, when a secret is configured,
 //   X-Jit-Ssh-Timestamp: <unix seconds>
 //   X-Jit-Ssh-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
+//
+// The text holds what requesters and approvers wrote (reasons, comments, role
+// names), so it is escaped as Slack's message formatting requires (&amp; &lt;
+// &gt;): otherwise a reason could ping <!channel> or show a spoofed
+// <https://evil|link>. The JSON fields beside it carry the values as written.
 
 import { createHmac } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
@@ -19,13 +24,32 @@ export const MAX_ATTEMPTS = 8;
 const LEASE_SECONDS = 60;
 const TIMEOUT_MS = 5_000;
 
+/** Text already in Slack's message formatting: markup the product writes, with every value escaped. */
+export interface SlackText {
+  readonly slack: string;
+}
+
+/** Escapes plain text for Slack's message formatting: only &, < and > have meaning there. */
+export function escapeSlack(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * A text with markup of the product's own (a link `<${url}|…>`, a mention) around values that are
+ * escaped: slack`<${url}|request ${id}>: ${reason}` keeps the link and defuses the reason.
+ */
+export function slack(literals: TemplateStringsArray, ...values: unknown[]): SlackText {
+  return { slack: literals.reduce((out, lit, i) => out + lit + (i < values.length ? escapeSlack(String(values[i])) : ''), '') };
+}
+
 export interface Notification {
   event: NotificationEvent;
   /** Who caused it (never among `notify`). */
   actor: string;
   /** People and groups who should hear of it, as `user:NAME` / `group:NAME`. */
   notify: string[];
-  text: string;
+  /** Plain text (escaped here, whole), or markup built with `slack`. */
+  text: string | SlackText;
   request: Record<string, unknown>;
 }
 
@@ -38,7 +62,8 @@ export async function enqueue(trx: Transaction<Database> | Kysely<Database>, web
   const targets = webhooks.filter((w) => w.events.includes(n.event));
   if (targets.length === 0) return;
   const notify = n.notify.filter((who) => who !== `user:${n.actor}`);
-  const body = JSON.stringify({ event: n.event, text: n.text, actor: n.actor, notify, request: n.request, at: now.toISOString() });
+  const text = typeof n.text === 'string' ? escapeSlack(n.text) : n.text.slack;
+  const body = JSON.stringify({ event: n.event, text, actor: n.actor, notify, request: n.request, at: now.toISOString() });
   await trx
     .insertInto('notifications')
     .values(targets.map((w) => ({ event: n.event, url: w.url, body, status: 'pending' as const, next_attempt_at: now, created_at: now, last_error: null, delivered_at: null })))

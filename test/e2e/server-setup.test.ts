@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { tempDir, userKey } from '../helpers/keys.js';
 import { CA_BIN, cleanEnv, ROOT, run } from '../helpers/process.js';
+import { openSsh } from '../helpers/guard-ssh.js';
 import { startSshd, trySsh } from '../helpers/sshd.js';
 
 const USER = os.userInfo().username;
@@ -40,7 +41,7 @@ describe('jit-ssh-ca server-setup', () => {
   after(() => server?.close());
 
   test('ok: the printed script installs the CA keys, the first KRL, the refresher with its cron line, the guard and the sshd drop-in', async () => {
-    const setup = await run(CA_BIN, ['server-setup', '--url', server.url, '--warn', '30s', ...layout], env);
+    const setup = await run(CA_BIN, ['server-setup', '--url', server.url, '--warn', '30s', '--krl-interval', '2s', ...layout], env);
     assert.equal(setup.code, 0, setup.stderr);
     assert.match(setup.stderr, /warning: --url is plain http/);
     assert.match(setup.stdout, /^#!\/bin\/sh\n/);
@@ -71,7 +72,7 @@ describe('jit-ssh-ca server-setup', () => {
       `TrustedUserCAKeys ${target('etc/ssh/jit-ssh/ca.pub')}`,
       `RevokedKeys ${target('etc/ssh/jit-ssh/revoked.krl')}`,
       'ExposeAuthInfo yes',
-      `ForceCommand ${target('libexec/jit-ssh-session-guard')} --warn 30s`,
+      `ForceCommand ${target('libexec/jit-ssh-session-guard')} --warn 30s --krl ${target('etc/ssh/jit-ssh/revoked.krl')} --krl-interval 2s`,
     ]);
 
     // A real sshd with exactly those lines (the test helper writes the CA and KRL lines itself).
@@ -91,6 +92,18 @@ describe('jit-ssh-ca server-setup', () => {
     // Run again: the refresher is quiet when nothing changed, and the installation is the same.
     const again = await sh(target('sbin/jit-ssh-refresh'), [server.url, target('etc/ssh/jit-ssh')]);
     assert.deepEqual([again.status, again.stdout, again.stderr], [0, '', '']);
+
+    // Revoked at the CA while a session is open: the next refresh brings the KRL, and the guard ends the session.
+    const open = openSsh(sshd.port, key, { command: 'echo ready; sleep 300; echo survived' });
+    await open.waitFor(/ready/);
+    await server.revocation.revoke({ serial: cert.serial }, 'laptop stolen', 'test');
+    const refreshed = await sh(target('sbin/jit-ssh-refresh'), [server.url, target('etc/ssh/jit-ssh')]);
+    assert.equal(refreshed.status, 0, refreshed.stderr);
+    const refreshedAt = Date.now();
+    const ended = await open.done;
+    assert.ok(ended.endedAt - refreshedAt < 6_000, `the session ended ${ended.endedAt - refreshedAt} ms after the KRL arrived`);
+    assert.match(ended.stderr, /jit-ssh: your certificate has been revoked: closing this session\./);
+    assert.doesNotMatch(ended.stdout, /survived/);
   });
 
   test('ok: --no-session-guard leaves the guard out; --print prints one script', async () => {
@@ -125,6 +138,8 @@ describe('jit-ssh-ca server-setup', () => {
       [['server-setup', '--url', 'https://ca.example.com/$(reboot)'], /^jit-ssh-ca: --url must be an http\(s\) URL/],
       [['server-setup', '--url', 'https://ca', '--dir', 'relative/dir'], /^jit-ssh-ca: --dir must be an absolute path/],
       [['server-setup', '--url', 'https://ca', '--dir', "/etc/x'; rm -rf /"], /^jit-ssh-ca: --dir must be an absolute path/],
+      [['server-setup', '--url', 'https://ca', '--krl-interval', '0'], /^jit-ssh-ca: --krl-interval must be a duration over 0/],
+      [['server-setup', '--url', 'https://ca', '--krl-interval', '30s; reboot'], /^jit-ssh-ca: --krl-interval must be a duration over 0/],
       [['server-setup', '--print', 'everything'], /^jit-ssh-ca: --print takes refresh or session-guard/],
     ];
     for (const [args, stderr] of cases) {

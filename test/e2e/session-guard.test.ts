@@ -11,139 +11,31 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { mintCertificate } from '../../src/ssh/certificate.js';
-import { parseUserPublicKey } from '../../src/ssh/pubkey.js';
-import { randomSerial } from '../../src/ssh/serial.js';
 import { publicKeyLine } from '../../src/ssh/signer.js';
+import { isRunning, issueFor, numberAfter, openSsh, sessionProcesses, USER, waitUntil, waitUntilGone, type Session } from '../helpers/guard-ssh.js';
 import { caSigner, tempDir, userKey, type UserKeyFile } from '../helpers/keys.js';
 import { ROOT } from '../helpers/process.js';
 import { useSshd } from '../helpers/sshd.js';
 
-const USER = os.userInfo().username;
 const GUARD = path.join(ROOT, 'src', 'server-side', 'jit-ssh-session-guard');
 const WARN_SECONDS = 4;
 const dir = tempDir();
+// An empty KRL: nothing revoked (test/e2e/session-guard-evasion.test.ts revokes mid-session).
+const KRL = path.join(dir, 'revoked.krl');
+execFileSync('ssh-keygen', ['-q', '-k', '-f', KRL, '/dev/null']);
 const ca = caSigner('ed25519');
 const sshd = useSshd({
   caKeys: [publicKeyLine(ca)],
-  extraConfig: ['ExposeAuthInfo yes', `ForceCommand ${GUARD} --warn ${WARN_SECONDS}s --grace 2s`],
+  extraConfig: ['ExposeAuthInfo yes', `ForceCommand ${GUARD} --warn ${WARN_SECONDS}s --grace 2s --krl ${KRL}`],
 });
 
 let keys = 0;
 const freshKey = (): UserKeyFile => userKey(dir, 'ed25519', undefined, `guard-user${++keys}`);
 
 /** A certificate for USER (with permit-pty) that ends `seconds` from now; returns its valid_before. */
-async function issue(key: UserKeyFile, seconds: number): Promise<number> {
-  const now = Math.floor(Date.now() / 1000);
-  const cert = await mintCertificate(ca, {
-    publicKey: parseUserPublicKey(key.publicLine),
-    serial: randomSerial(),
-    keyId: `guard-${keys}@jit-ssh.test`,
-    principals: [USER],
-    validAfter: now - 60,
-    validBefore: now + seconds,
-    extensions: ['permit-pty'],
-    criticalOptions: {},
-  });
-  writeFileSync(`${key.path}-cert.pub`, cert.text + '\n', { mode: 0o600 });
-  return now + seconds;
-}
+const issue = async (key: UserKeyFile, seconds: number): Promise<number> => (await issueFor(ca, key, seconds)).validBefore;
 
-interface Session {
-  stdin: NodeJS.WritableStream;
-  /** Output so far. */
-  stdout(): string;
-  stderr(): string;
-  /** Resolves when the output matches, with the time it first did. */
-  waitFor(pattern: RegExp, stream?: 'stdout' | 'stderr', timeoutMs?: number): Promise<number>;
-  done: Promise<{ code: number | null; stdout: string; stderr: string; endedAt: number }>;
-}
-
-/** Real ssh with only the given key and certificate; `tty` asks for a pty (-tt) and keeps stdin a pipe we hold open. */
-function ssh(key: UserKeyFile, opts: { command?: string; tty?: boolean }): Session {
-  const args = [
-    '-F', '/dev/null',
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=no',
-    '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'LogLevel=ERROR',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'IdentityAgent=none',
-    '-o', 'ConnectTimeout=10',
-    '-o', `CertificateFile=${key.path}-cert.pub`,
-    '-i', key.path,
-    '-p', String(sshd().port),
-    ...(opts.tty ? ['-tt'] : []),
-    `${USER}@127.0.0.1`,
-    ...(opts.command === undefined ? [] : [opts.command]),
-  ];
-  const child = spawn('ssh', args, { stdio: [opts.tty ? 'pipe' : 'ignore', 'pipe', 'pipe'], timeout: 120_000 });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string; endedAt: number }>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, endedAt: Date.now() }));
-  });
-  return {
-    stdin: child.stdin!,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    async waitFor(pattern, stream = 'stdout', timeoutMs = 20_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const text: string = stream === 'stdout' ? stdout : stderr;
-        if (pattern.test(text)) return Date.now();
-        if (Date.now() > deadline || child.exitCode !== null) assert.fail(`ssh's ${stream} never matched ${pattern}:\n${text}\nstderr: ${stderr}`);
-        await sleep(25);
-      }
-    },
-    done,
-  };
-}
-
-/**
- * Processes whose session ID is `sid`, as `pid args` lines. Zombies do not count: they have ended, and
- * how soon init reaps an orphan's is up to init (this machine's takes a second or two).
- */
-function sessionProcesses(sid: number): string[] {
-  const out = execFileSync('ps', ['-e', '-o', 'pid=,sid=,stat=,args='], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => Number(f[1]) === sid && !f[2]?.startsWith('Z'))
-    .map((f) => `${f[0]} ${f.slice(3).join(' ')}`);
-}
-
-async function waitUntil(done: () => boolean, message: () => string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) assert.fail(message());
-    await sleep(100);
-  }
-}
-
-async function waitUntilGone(sid: number): Promise<void> {
-  await waitUntil(() => sessionProcesses(sid).length === 0, () => `processes of session ${sid} are left behind:\n${sessionProcesses(sid).join('\n')}`);
-}
-
-/** The number `name=` is followed by in the output; fails with the output if there is none. */
-function numberAfter(name: string, out: string, err = ''): number {
-  const m = new RegExp(`${name}=(\\d+)`).exec(out);
-  assert.ok(m, `no ${name}=NUMBER in the output:\n${out}\nstderr:\n${err}`);
-  return Number(m[1]);
-}
-
-/** The process exists and is not a zombie (a killed orphan stays one until init reaps it). */
-const isRunning = (pid: number): boolean => {
-  try {
-    return !execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim().startsWith('Z');
-  } catch {
-    return false; // ps exits 1 when there is no such process
-  }
-};
+const ssh = (key: UserKeyFile, opts: { command?: string; tty?: boolean }): Session => openSsh(sshd().port, key, opts);
 
 test('ok: a command that would outlive the certificate is ended at its end, with its child, after a warning', async () => {
   const key = freshKey();
@@ -228,7 +120,9 @@ function authInfo(name: string, validity?: string): string {
   return file;
 }
 
+/** Runs the guard as sshd would; with the empty KRL unless `args` name one. */
 function runGuard(env: Record<string, string | undefined>, args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
+  if (!args.includes('--krl')) args = ['--krl', KRL, ...args];
   const clean: NodeJS.ProcessEnv = { PATH: process.env['PATH'], SHELL: '/bin/sh', HOME: os.homedir() };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
   const child = spawn(GUARD, args, { env: clean, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
@@ -259,13 +153,47 @@ for (const [name, auth] of [
     writeFileSync(file, `publickey ${userKey(dir, 'ed25519', undefined, 'plain').publicLine.split(' ').slice(0, 2).join(' ')}\n`);
     return file;
   }],
-  ['a certificate valid forever', () => authInfo('forever')],
+  ['a certificate valid forever, with --krl none', () => authInfo('forever')],
 ] as const) {
   test(`ok: run directly, ${name}: the command runs unchanged, without a watchdog`, async () => {
-    const res = await runGuard({ SSH_USER_AUTH: auth(), SSH_ORIGINAL_COMMAND: COUNT_WATCHDOGS });
+    const res = await runGuard({ SSH_USER_AUTH: auth(), SSH_ORIGINAL_COMMAND: COUNT_WATCHDOGS }, ['--krl', 'none']);
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.stdout, `pid=${res.pid}\n0\nhi\n`);
     assert.equal(res.stderr, '');
+  });
+}
+
+test('ok: run directly, a certificate valid forever still gets a watchdog for the KRL', async () => {
+  const res = await runGuard({ SSH_USER_AUTH: authInfo('forever-krl'), SSH_ORIGINAL_COMMAND: COUNT_WATCHDOGS });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.stdout, `pid=${res.pid}\n1\nhi\n`);
+});
+
+test('fail: run directly, a certificate the KRL revokes is refused with one line and the command does not run', async () => {
+  const auth = authInfo('revoked', '-1m:+1h');
+  const revoking = path.join(dir, 'revoking.krl');
+  execFileSync('ssh-keygen', ['-q', '-k', '-f', revoking, path.join(dir, 'revoked.pub')]); // by its key: the certificate with it
+  const res = await runGuard({ SSH_USER_AUTH: auth, SSH_ORIGINAL_COMMAND: 'echo ran' }, ['--krl', revoking]);
+  assert.equal(res.code, 1);
+  assert.equal(res.stdout, '');
+  assert.equal(res.stderr, 'jit-ssh-session-guard: your certificate has been revoked: request access again\n');
+});
+
+for (const [name, krl] of [
+  ['missing', () => path.join(dir, 'no-such.krl')],
+  ['not a KRL', () => {
+    const file = path.join(dir, 'junk.krl');
+    writeFileSync(file, 'not a KRL\n');
+    return file;
+  }],
+] as const) {
+  test(`fail: run directly, a KRL that is ${name} refuses a certificate login (as sshd refuses every login) and lets others through`, async () => {
+    const res = await runGuard({ SSH_USER_AUTH: authInfo(`krl-${name.replace(/ /g, '-')}`, '-1m:+1h'), SSH_ORIGINAL_COMMAND: 'echo ran' }, ['--krl', krl()]);
+    assert.equal(res.code, 1);
+    assert.equal(res.stdout, '');
+    assert.equal(res.stderr, `jit-ssh-session-guard: cannot check the login certificate against the revocation list ${krl()}\n`);
+    const plain = await runGuard({ SSH_ORIGINAL_COMMAND: 'echo ran' }, ['--krl', krl()]);
+    assert.equal(plain.stdout, 'ran\n');
   });
 }
 
@@ -285,9 +213,16 @@ test('fail: run directly, a certificate whose validity cannot be read is refused
   assert.match(res.stderr, /^jit-ssh-session-guard: cannot read the validity of the login certificate\n$/);
 });
 
-test('fail: run directly, a bad --warn is refused with one line', async () => {
-  const res = await runGuard({ SSH_ORIGINAL_COMMAND: 'echo ran' }, ['--warn', 'soon']);
-  assert.equal(res.code, 1);
-  assert.equal(res.stdout, '');
-  assert.equal(res.stderr, 'jit-ssh-session-guard: --warn: not a duration: soon\n');
-});
+for (const [args, message] of [
+  [['--warn', 'soon'], '--warn: not a duration: soon'],
+  [['--krl-interval', '0'], '--krl-interval: not a duration over 0: 0'],
+  [['--krl', 'revoked.krl'], '--krl: not an absolute path or none: revoked.krl'],
+  [['--sftp-server', 'sftp-server'], '--sftp-server: not an absolute path: sftp-server'],
+] as const) {
+  test(`fail: run directly, a bad ${args[0]} is refused with one line`, async () => {
+    const res = await runGuard({ SSH_ORIGINAL_COMMAND: 'echo ran' }, [...args]);
+    assert.equal(res.code, 1);
+    assert.equal(res.stdout, '');
+    assert.equal(res.stderr, `jit-ssh-session-guard: ${message}\n`);
+  });
+}

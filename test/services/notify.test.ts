@@ -6,9 +6,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '../../src/log.js';
-import { createNotifier, enqueue, MAX_ATTEMPTS } from '../../src/services/notify.js';
+import { createNotifier, enqueue, MAX_ATTEMPTS, slack } from '../../src/services/notify.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { TestClock } from '../helpers/clock.js';
+import { identity } from '../helpers/identity.js';
+import { WORKFLOW_POLICY } from '../helpers/policies.js';
 
 interface Received {
   headers: http.IncomingHttpHeaders;
@@ -31,6 +33,16 @@ async function receiver(plan: number[] = []) {
   after(() => new Promise<void>((r) => server.close(() => r())));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, got };
 }
+
+/** What a chat receiver would read as markup in Slack's message formatting: <…> (mentions, links) and a raw & (entities). */
+const MARKUP = /[<>]|&(?!(amp|lt|gt);)/;
+
+// Hostile text a requester or an approver controls, as it would ping a channel or render a spoofed link.
+const HOSTILE = {
+  reason: 'deploy <!channel> & see <https://evil.example/login|the runbook> <@U012AB3CD> &lt;',
+  comment: 'no <!here>, <https://evil.example|click here> & <#C123|general>',
+  role: '<!everyone>',
+};
 
 const SECRET = Buffer.from('a-webhook-secret-of-some-length');
 const sample = { event: 'request.created' as const, actor: 'eng', notify: ['group:sre-leads', 'user:eng'], text: 'eng asks for web-prod for 2h', request: { id: 'R1', role: 'web-prod' } };
@@ -105,6 +117,49 @@ for (const backend of BACKENDS) {
       await Promise.all([a.deliverDue(), b.deliverDue(), a.deliverDue(), b.deliverDue()]);
       const texts = rx.got.map((g) => JSON.parse(g.body).text).sort();
       assert.deepEqual(texts, Array.from({ length: 10 }, (_, i) => `n${i}`).sort());
+    });
+
+    test('fail-chat-injection: reasons, comments and role names reach the `text` escaped (&amp; &lt; &gt;), the JSON fields as written', async () => {
+      const clock = new TestClock();
+      const rx = await receiver();
+      const id = await identity(t.db, clock, { lockoutThreshold: 100 }, { policy: WORKFLOW_POLICY.replace('http://127.0.0.1:9/hook', rx.url) });
+      const eng = await id.as(await id.addUser('mallory', ['engineering']));
+      const lead = await id.as(await id.addUser('lead-x', ['sre-leads']));
+      const filed = await eng('POST', '/v1/requests', { role: 'web-prod', duration: '1h', reason: HOSTILE.reason });
+      assert.equal(filed.status, 201, JSON.stringify(filed.body));
+      assert.equal((await lead('POST', `/v1/requests/${filed.body.id}/deny`, { comment: HOSTILE.comment })).status, 200);
+      const unknown = await eng('POST', '/v1/requests', { role: HOSTILE.role, duration: '1h', reason: HOSTILE.reason });
+      assert.equal(unknown.body.status, 'denied');
+
+      const notifier = createNotifier({ db: t.db, secret: SECRET, logger: silentLogger, now: clock.now });
+      assert.equal(await notifier.deliverDue(), 3);
+      const bodies = rx.got.map((g) => JSON.parse(g.body));
+      assert.deepEqual(bodies.map((b) => b.event).sort(), ['request.created', 'request.denied', 'request.denied']);
+      for (const b of bodies) {
+        assert.doesNotMatch(b.text, MARKUP, `markup in the text of ${b.event}: ${b.text}`);
+        assert.equal(b.request.reason, HOSTILE.reason, 'the JSON field keeps what the requester wrote');
+      }
+      const created = bodies.find((b) => b.event === 'request.created');
+      assert.match(created.text, /deploy &lt;!channel&gt; &amp; see &lt;https:\/\/evil\.example\/login\|the runbook&gt; &lt;@U012AB3CD&gt; &amp;lt;/);
+      const byLead = bodies.find((b) => b.event === 'request.denied' && b.actor === 'lead-x');
+      assert.match(byLead.text, /: no &lt;!here&gt;, &lt;https:\/\/evil\.example\|click here&gt; &amp; &lt;#C123\|general&gt;$/);
+      const unknownRole = bodies.find((b) => b.request.role === HOSTILE.role);
+      assert.ok(unknownRole, 'the unknown role is in the JSON as written');
+      assert.match(unknownRole.text, /asks for &lt;!everyone&gt; for 1h/);
+    });
+
+    test("ok: enqueue escapes a plain text whole; markup of the product's own (slack`…`) keeps working around escaped values", async () => {
+      const clock = new TestClock();
+      const rx = await receiver();
+      const hook = [{ url: rx.url, events: ['request.created' as const] }];
+      await enqueue(t.db, hook, { ...sample, text: 'a < b && c > d' }, clock.now());
+      await enqueue(t.db, hook, { ...sample, text: slack`<https://ca.example/ui/requests/${'R1'}|request ${'R1'}>: ${HOSTILE.reason}` }, clock.now());
+      await createNotifier({ db: t.db, secret: null, logger: silentLogger, now: clock.now }).deliverDue();
+      const texts = rx.got.map((g) => JSON.parse(g.body).text).sort();
+      assert.deepEqual(texts, [
+        '<https://ca.example/ui/requests/R1|request R1>: deploy &lt;!channel&gt; &amp; see &lt;https://evil.example/login|the runbook&gt; &lt;@U012AB3CD&gt; &amp;lt;',
+        'a &lt; b &amp;&amp; c &gt; d',
+      ]);
     });
   });
 }

@@ -40,6 +40,33 @@ for (const backend of BACKENDS) {
       await assert.rejects(id.users.disable('nobody', 'os:t'), { code: 'not_found' });
     });
 
+    // A user name goes into every certificate's key ID (`NAME@jit-ssh req=ID serial=N`), sshd's log
+    // lines and webhook texts: nothing that could split a field, a line or a list gets in.
+    for (const [name, bad] of [
+      ['fail-user-name-space', 'alice bob'],
+      ['fail-user-name-newline', 'alice\nserial=1'],
+      ['fail-user-name-carriage-return', 'alice\r'],
+      ['fail-user-name-tab', 'alice\tx'],
+      ['fail-user-name-nul', 'alice\0'],
+      ['fail-user-name-comma', 'alice,root'],
+      ['fail-user-name-wildcard', '*'],
+      ['fail-user-name-question-mark', 'alic?'],
+      ['fail-user-name-negation', '!alice'],
+      ['fail-user-name-at', 'alice@jit-ssh'],
+      ['fail-user-name-equals', 'req=01J'],
+      ['fail-user-name-colon', 'user:alice'],
+      ['fail-user-name-quote', 'alice"'],
+      ['fail-user-name-angle-brackets', '<!channel>'],
+      ['fail-user-name-empty', ''],
+      ['fail-user-name-too-long', 'a'.repeat(65)],
+      ['fail-user-name-unicode-lookalike', 'аlice'], // a Cyrillic а
+    ] as const) {
+      test(`${name}: ${JSON.stringify(bad)} is refused as a user name`, async () => {
+        const id = await identity(t.db, new TestClock());
+        await assert.rejects(id.users.add({ name: bad, groups: [], password: 'long-enough-pass' }, 'os:t'), /invalid user name/);
+      });
+    }
+
     test('ok: reset-mfa makes the old secret useless and ends sessions; the new one works', async () => {
       const clock = new TestClock();
       const id = await identity(t.db, clock);

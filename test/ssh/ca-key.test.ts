@@ -84,3 +84,26 @@ test('ok: older CA public keys are read for rotation; a bad line is named by fil
   writeFileSync(file, `${a}\nssh-ed25519 AAAAbroken\n`);
   await assert.rejects(loadTrustedKeys(file), new RegExp(`${file}:2: `));
 });
+
+// A certificate is signed by a CA; it is not one. Offered where a CA key belongs, it is refused, as
+// sshd's TrustedUserCAKeys compares plain key types only and would never match it.
+test('fail-cert-as-trusted-ca-key: a certificate line in the JIT_SSH_TRUSTED_CA_KEYS file is refused, named by file and line', async () => {
+  const ca = keygen('issuing-ca', ['-t', 'ed25519']);
+  const user = keygen('cert-holder', ['-t', 'ed25519']);
+  execFileSync('ssh-keygen', ['-q', '-s', ca, '-I', 'x', '-n', 'root', `${user}.pub`]);
+  const file = path.join(dir, 'trusted-with-cert.pub');
+  writeFileSync(file, `${readFileSync(`${ca}.pub`, 'utf8').trim()}\n${readFileSync(`${user}-cert.pub`, 'utf8').trim()}\n`);
+  await assert.rejects(loadTrustedKeys(file), new RegExp(`${file}:2: not a CA public key type \\(ssh-ed25519-cert-v01@openssh.com\\)`));
+  writeFileSync(file, `@retired ${readFileSync(`${user}-cert.pub`, 'utf8').trim()}\n`);
+  await assert.rejects(loadTrustedKeys(file), new RegExp(`${file}:1: not a CA public key type`));
+});
+
+test('fail-cert-as-ca-key: a certificate or a public key given as the CA key file is refused', async () => {
+  const ca = keygen('issuing-ca2', ['-t', 'ed25519']);
+  const user = keygen('cert-holder2', ['-t', 'ed25519']);
+  execFileSync('ssh-keygen', ['-q', '-s', ca, '-I', 'x', '-n', 'root', `${user}.pub`]);
+  for (const file of [`${user}-cert.pub`, `${ca}.pub`]) {
+    chmodSync(file, 0o600);
+    await assert.rejects(loadCaKey(file), /not a readable OpenSSH private key/, file);
+  }
+});
