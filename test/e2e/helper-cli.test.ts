@@ -152,6 +152,35 @@ for (const backend of backends) {
       assert.notEqual(refused.code, 0);
     });
 
+    test('ok/fail: jit-ssh relinquish ends the grant and its certificate: sshd with the new KRL refuses it', async () => {
+      const krlFile = path.join(dir, `revoked-${backend.name}.krl`);
+      const refreshKrl = async () => writeFileSync(krlFile, Buffer.from(await (await fetch(`${server.url}/v1/krl`)).arrayBuffer()));
+      await refreshKrl();
+      const caPub = await (await fetch(`${server.url}/v1/ca.pub`)).text();
+      const guarded = await startSshd({ caKeys: caPub.trim().split('\n'), revokedKeys: krlFile });
+      const req = await helper('alice', ['request', 'shell', '--for', '10m', '--reason', 'rotate the deploy keys', '--json']);
+      assert.equal(req.code, 0, req.stderr);
+      const grant = JSON.parse(req.stdout);
+      const c = await helper('alice', ['cert', grant.id, '--json', '--no-agent']);
+      assert.equal(c.code, 0, c.stderr);
+      const cert = JSON.parse(c.stdout);
+      const ok = await trySsh({ port: guarded.port, keyPath: cert.key, certPath: cert.certificate, user: USER, command: 'echo in' });
+      assert.equal(ok.code, 0, ok.stderr);
+      const done = await helper('alice', ['relinquish', grant.id]);
+      assert.equal(done.code, 0, done.stderr);
+      assert.match(done.stdout, new RegExp(`grant ${grant.id} for shell ended now; revoked 1 certificate: ${cert.serial}`));
+      assert.match(done.stderr, /KRL/);
+      await refreshKrl();
+      const refused = await trySsh({ port: guarded.port, keyPath: cert.key, certPath: cert.certificate, user: USER, command: 'echo in' });
+      assert.notEqual(refused.code, 0, 'the revoked certificate is refused before its end');
+      const again = await helper('alice', ['cert', grant.id, '--json', '--no-agent']);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /relinquished/);
+      const twice = await helper('alice', ['relinquish', grant.id]);
+      assert.equal(twice.code, 1);
+      assert.match(twice.stderr, /already ended/);
+    });
+
     test('fail: errors are one line with the way out, and a non-zero exit', async () => {
       const nobody = path.join(dir, 'home-nobody');
       const noSession = await run(HELPER_BIN, ['roles'], cleanEnv({ JIT_SSH_HOME: nobody }));

@@ -153,7 +153,7 @@ for (const backend of BACKENDS) {
       assert.equal(row.ended_by, 'os:admin');
     });
 
-    test('fail-early-end: leaving the role\'s groups, or a policy that no longer lets the user ask, ends the grant', async () => {
+    test("fail-early-end: leaving the role's groups, or a policy that no longer lets the user ask, ends the grant", async () => {
       const u = await id.addUser('mover', ['engineering', 'oncall']);
       const asMover = await id.as(u);
       const g1 = (await asMover('POST', '/v1/requests', { role: 'web-prod', duration: '1h', reason: 'move the queue workers' })).body;
