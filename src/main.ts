@@ -170,6 +170,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   const caKeys = createCaKeysPublisher({ db: database.db, signer: keys.signer, publicKeys: keys.publicKeys, retiredKeys: keys.retiredKeys });
   // Started once the server listens; readiness reads its status.
   let sealer: Sealer;
+  const stepUp = createStepUpVerifier({ db: database.db, box, settings: config.auth });
   const app = createApp({
     logger,
     bodyLimit: config.bodyLimit,
@@ -188,7 +189,8 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     reloadPolicy,
     audit,
     krl: () => revocation.krl(),
-    web: { stepUp: createStepUpVerifier({ db: database.db, box, settings: config.auth }), publicUrl: config.publicUrl },
+    stepUp,
+    web: { stepUp, publicUrl: config.publicUrl },
     requestTimeoutMs: config.requestTimeout * 1000,
   });
   let adminSocket: { close(): Promise<void> };

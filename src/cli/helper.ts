@@ -14,8 +14,10 @@ Usage:
   jit-ssh roles [--json]                        roles you may request
   jit-ssh request ROLE --for DURATION --reason TEXT [--ticket ID] [--break-glass] [--wait] [--dry-run] [--json]
   jit-ssh requests [--pending] [--json]         your requests, and those you may decide
-  jit-ssh approve ID [--comment TEXT] [--yes]   shows the request, asks, approves
-  jit-ssh deny ID [--comment TEXT] [--yes]
+  jit-ssh approve ID [--comment TEXT] [--totp CODE] [--yes]
+                                                shows the request, asks, approves; asks for a fresh
+                                                code from your authenticator when policy wants one
+  jit-ssh deny ID [--comment TEXT] [--totp CODE] [--yes]
   jit-ssh relinquish ID [--json]                end your grant now; its certificates are revoked
   jit-ssh cert [REQUEST_ID] [--no-agent] [--json]
                                                 new key pair + certificate for a live grant, under

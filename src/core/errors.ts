@@ -7,6 +7,10 @@ export type ErrorCode =
   | 'invalid_certificate'
   | 'unauthenticated'
   | 'forbidden'
+  /** The action needs a fresh second factor for it (a TOTP code bound to this request), and none was given. */
+  | 'step_up_required'
+  /** The second factor given for the action was wrong or already used. */
+  | 'step_up_failed'
   | 'not_found'
   | 'conflict'
   | 'rate_limited'

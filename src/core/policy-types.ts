@@ -32,6 +32,11 @@ export interface ApprovalRule {
   approvers: Subject[];
   /** Distinct approvers needed; the requester never counts. */
   required: number;
+  /**
+   * `required` (the default): an approval counts only with a fresh second factor given for that
+   * very request, so a stolen approver session alone approves nothing. `optional`: accepted, not needed.
+   */
+  stepUp: 'required' | 'optional';
 }
 
 export interface BreakGlassRule {

@@ -73,7 +73,7 @@ const roleSchema = z.strictObject({
   max_duration: duration.optional(),
   default_duration: duration.optional(),
   require_ticket: z.boolean().optional(),
-  approval: z.strictObject({ approvers: unique(subject, 'approver').min(1), required: z.number().int().min(1).max(100) }).optional(),
+  approval: z.strictObject({ approvers: unique(subject, 'approver').min(1), required: z.number().int().min(1).max(100), step_up: z.enum(['required', 'optional']).optional() }).optional(),
   auto_approve: z.array(autoRuleSchema).optional(),
   break_glass: z.strictObject({ groups: unique(groupName, 'group').optional(), users: unique(userName, 'user').optional(), max_duration: duration }).optional(),
   certificate: z
@@ -194,7 +194,7 @@ export function parsePolicy(text: string): Policy {
       maxDuration,
       defaultDuration,
       requireTicket: r.require_ticket ?? false,
-      approval: r.approval ? { approvers: subjects(r.approval.approvers), required: r.approval.required } : null,
+      approval: r.approval ? { approvers: subjects(r.approval.approvers), required: r.approval.required, stepUp: r.approval.step_up ?? 'required' } : null,
       autoApprove,
       breakGlass,
       certificate: {

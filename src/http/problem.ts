@@ -24,6 +24,8 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_certificate: 400,
   unauthenticated: 401,
   forbidden: 403,
+  step_up_required: 403,
+  step_up_failed: 403,
   not_found: 404,
   conflict: 409,
   rate_limited: 429,

@@ -405,6 +405,10 @@ export function createRequestService(deps: RequestDeps): RequestService {
       const me = caller.principal.username;
       if (r.requester === me) throw new DomainError('forbidden', 'you cannot decide your own request');
       if (!role || !canApprove(role, requesterOf(caller.principal), r.requester)) throw new DomainError('forbidden', `you may not decide requests for ${r.role}`);
+      // An approval grants access: with a stolen session alone it must not, so policy asks for a fresh code bound to this request.
+      if (verdict === 'approve' && role.approval?.stepUp !== 'optional' && !caller.stepUp) {
+        throw new DomainError('step_up_required', `approving a request for ${r.role} needs a fresh code from your authenticator, given for this request: send "totp" with the approval`);
+      }
       try {
         await insertApproval(trx, { request_id: r.id, approver: me, decision: verdict, comment: text, at, client_address: caller.clientAddress });
       } catch (e) {

@@ -26,7 +26,7 @@ test('ok-example: the shipped example (CONTRACT.md\'s shape) parses with its val
   assert.deepEqual(r.principals, ['deploy']);
   assert.deepEqual(r.requesters, [{ kind: 'group', name: 'engineering' }]);
   assert.equal(r.maxDuration, 4 * 3600);
-  assert.deepEqual(r.approval, { approvers: [{ kind: 'group', name: 'sre-leads' }, { kind: 'user', name: 'carol' }], required: 1 });
+  assert.deepEqual(r.approval, { approvers: [{ kind: 'group', name: 'sre-leads' }, { kind: 'user', name: 'carol' }], required: 1, stepUp: 'required' });
   assert.equal(r.autoApprove.length, 2);
   assert.equal(r.autoApprove[0]!.maxDuration, 4 * 3600, "a rule's cap above the role's is held to the role's");
   assert.deepEqual([r.autoApprove[1]!.maxDuration, r.autoApprove[1]!.requireTicket], [1800, true]);

@@ -112,7 +112,13 @@ for (const backend of backends) {
         id = pending.find((r: { requester: string; reason: string }) => r.requester === 'bob' && r.reason === 'rotate the app logs')?.id;
       }
       assert.ok(id, 'the approver sees the pending request');
-      const approve = await helper('boss', ['approve', id!, '--comment', 'go ahead', '--yes']);
+      // The policy asks approvers for a fresh code (the default): without a terminal to ask on, the command says how to give it.
+      const noCode = await helper('boss', ['approve', id!, '--comment', 'go ahead', '--yes']);
+      assert.equal(noCode.code, 1);
+      assert.match(noCode.stderr, /fresh code from your authenticator.*give it with --totp CODE/);
+      // The next step's code (the login used this one; the server accepts one step ahead).
+      const code = execFileSync('oathtool', ['--totp', '-b', secrets['boss']!, '-N', `@${Math.floor(Date.now() / 1000) + 30}`], { encoding: 'utf8' }).trim();
+      const approve = await helper('boss', ['approve', id!, '--comment', 'go ahead', '--yes', '--totp', code]);
       assert.equal(approve.code, 0, approve.stderr);
       assert.match(approve.stderr, /requester bob/);
       assert.match(approve.stderr, /reason {4}rotate the app logs/);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { enrol, totp } from '../helpers/fleet.js';
 import { cleanEnv, startServerProcess } from '../helpers/process.js';
+import { createPostgresDatabase, POSTGRES_URL } from '../helpers/db.js';
 
 function post(agent: http.Agent, url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   const target = new URL('/v1/auth/login', url);
@@ -38,9 +39,13 @@ describe('a good login during a flood of failing logins (real server process)', 
   test('ok: 64 clients guessing from thousands of addresses; the good login succeeds in a few seconds', async () => {
     const data = path.join(dir, 'data');
     mkdirSync(data, { recursive: true, mode: 0o700 });
-    const { ora } = await enrol({ dataDir: data }, null, [{ name: 'ora', groups: [] }]);
+    // On PostgreSQL when there is one (the deployment this is about); the embedded database otherwise.
+    const pg = POSTGRES_URL ? await createPostgresDatabase() : null;
+    const secretKey = Buffer.alloc(32, 7).toString('base64');
+    after(() => pg?.drop());
+    const { ora } = await enrol(pg ? pg.url : { dataDir: data }, pg ? secretKey : null, [{ name: 'ora', groups: [] }]);
     // The default password cost and limits; the test plays the proxy on 127.0.0.1.
-    const server = await startServerProcess(cleanEnv({ JIT_SSH_DATA_DIR: data, JIT_SSH_TRUSTED_PROXIES: '127.0.0.1' }));
+    const server = await startServerProcess(cleanEnv({ JIT_SSH_DATA_DIR: data, JIT_SSH_TRUSTED_PROXIES: '127.0.0.1', ...(pg ? { DATABASE_URL: pg.url, JIT_SSH_SECRET_KEY: secretKey } : {}) }));
     // The guessers keep their connections; the good client is another one, on a connection of its own.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 80 });
     const own = () => new http.Agent({ keepAlive: false });

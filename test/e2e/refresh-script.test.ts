@@ -238,7 +238,7 @@ test('ok: a revoked certificate reaches the KRL; sshd with it refuses that certi
   assert.equal(okBefore.stdout, 'inside\n');
 
   const oldVersion = krlVersion(path.join(target, 'revoked.krl'));
-  assert.deepEqual(await ca().revocation.revoke({ serial: stolen.serial }, 'stolen laptop', 'test'), { revoked: [stolen.serial] });
+  assert.deepEqual(await ca().revocation.revoke({ serial: stolen.serial }, 'stolen laptop', 'test'), { revoked: [stolen.serial], ended_grants: [] });
   const res = await refresh(ca().url, target);
   assert.equal(res.code, 0, res.stderr);
   const m = new RegExp(`^jit-ssh-refresh: ${escapeRe(target)}/revoked\\.krl updated: KRL version (\\d+) \\(was ${oldVersion}\\)\\n$`).exec(res.stdout);

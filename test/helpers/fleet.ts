@@ -33,6 +33,7 @@ roles:
     approval:
       approvers: [group:approvers]
       required: 1
+      step_up: optional  # load and race tests approve over the API without codes
   dual:
     principals: [deploy]
     requesters: [group:load]
@@ -40,6 +41,7 @@ roles:
     approval:
       approvers: [group:approvers]
       required: 2
+      step_up: optional
 `;
 
 export interface FleetUser {

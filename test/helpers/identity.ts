@@ -9,7 +9,7 @@ import { createSecretBox } from '../../src/auth/secret-box.js';
 import type { Database } from '../../src/db/schema.js';
 import { createApp } from '../../src/http/app.js';
 import { silentLogger } from '../../src/log.js';
-import { createAuthService } from '../../src/services/auth.js';
+import { createAuthService, createStepUpVerifier } from '../../src/services/auth.js';
 import { createUserAdmin } from '../../src/services/users.js';
 import { readFileSync } from 'node:fs';
 import { EXAMPLE_POLICY } from '../../src/config.js';
@@ -20,6 +20,8 @@ import { createRequestService } from '../../src/services/requests.js';
 import { createAuditService } from '../../src/services/audit.js';
 import { createRevocationService } from '../../src/services/revocation.js';
 import { caSigner } from './keys.js';
+import { createCaKeysPublisher } from '../../src/services/ca-keys.js';
+import { publicKeyLine } from '../../src/ssh/signer.js';
 
 export const TEST_AUTH: AuthSettings = {
   tokenTtl: 3600,
@@ -70,10 +72,11 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
   const issuer = createIssuer({ db, signer, now: clock.now });
   const certificates = createCertificateService({ db, issuer, policy: () => policy, now: clock.now });
   const revocation = createRevocationService({ db, signer, caKeys: new Map([[signer.fingerprint, signer.publicKeyBlob]]), now: clock.now });
+  const caKeys = createCaKeysPublisher({ db, signer, publicKeys: [publicKeyLine(signer, 'jit-ssh-ca')], retiredKeys: [], now: clock.now });
   const app = createApp({
     logger: silentLogger,
     bodyLimit: 65536,
-    caKeys: () => Promise.reject(new Error('not in this test')),
+    caKeys: caKeys.document,
     ready: async () => {},
     auth,
     clientAddress: (c) => c.req.header('x-test-address') ?? address,
@@ -82,6 +85,7 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
     reloadPolicy: async () => ({ ok: false, problems: ['not in this test'] }),
     audit: createAuditService({ db, now: clock.now }),
     krl: () => revocation.krl(),
+    stepUp: createStepUpVerifier({ db, box, settings: s, now: clock.now }),
   });
   const setPolicy = (text: string) => {
     policy = parsePolicy(text);

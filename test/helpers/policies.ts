@@ -1,4 +1,6 @@
-// Policies the workflow tests share.
+// Policies the workflow tests share. Their approvals take no step-up code
+// (step_up: optional), so a test can decide many requests within one TOTP
+// step; test/services/step-up.test.ts covers the default, required.
 
 export const WORKFLOW_POLICY = `
 defaults:
@@ -14,6 +16,7 @@ roles:
     approval:
       approvers: [group:sre-leads, user:carol]
       required: 1
+      step_up: optional
     auto_approve:
       - groups: [oncall]
         max_duration: 2h
@@ -31,6 +34,7 @@ roles:
     approval:
       approvers: [group:sre-leads]
       required: 2
+      step_up: optional
     certificate:
       force_command: /usr/local/bin/db-shell
 notifications:

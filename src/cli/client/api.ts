@@ -6,6 +6,8 @@ export class ClientError extends Error {
   constructor(
     message: string,
     readonly status: number | null = null,
+    /** The problem's `code`, when the server gave one (e.g. `step_up_required`). */
+    readonly code: string | null = null,
   ) {
     super(message);
   }
@@ -41,7 +43,7 @@ export function createApi(server: string, token: string | null, fetchImpl: typeo
       throw new ClientError(`${server} answered ${res.status} with something that is not JSON; is JIT_SSH_SERVER right?`, res.status);
     }
     if (res.status === 401 && path !== '/v1/auth/login') throw new ClientError(LOGIN_HINT, 401);
-    if (!res.ok) throw new ClientError(data?.detail ?? `${server} answered ${res.status}`, res.status);
+    if (!res.ok) throw new ClientError(data?.detail ?? `${server} answered ${res.status}`, res.status, typeof data?.code === 'string' ? data.code : null);
     return data as T;
   }
   return { server, get: (p) => call('GET', p), post: (p, b) => call('POST', p, b ?? {}) };

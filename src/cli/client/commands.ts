@@ -163,7 +163,7 @@ export async function requests(ctx: Context): Promise<number> {
 }
 
 export async function decideRequest(ctx: Context, id: string | undefined, verb: 'approve' | 'deny'): Promise<number> {
-  if (!id) throw new UsageError(`usage: jit-ssh ${verb} ID [--comment TEXT]`);
+  if (!id) throw new UsageError(`usage: jit-ssh ${verb} ID [--comment TEXT] [--totp CODE]`);
   const { api } = await session(ctx);
   const r = await api.get(`/v1/requests/${encodeURIComponent(id)}`);
   // The approver sees what they decide on before deciding.
@@ -172,7 +172,16 @@ export async function decideRequest(ctx: Context, id: string | undefined, verb: 
     note('nothing done');
     return 1;
   }
-  const done = await api.post(`/v1/requests/${encodeURIComponent(id)}/${verb}`, { comment: ctx.flags.comment });
+  const decide = (totp: string | undefined) => api.post(`/v1/requests/${encodeURIComponent(id)}/${verb}`, { comment: ctx.flags.comment, ...(totp ? { totp } : {}) });
+  let done;
+  try {
+    done = await decide(ctx.flags.totp);
+  } catch (e) {
+    // Policy wants a fresh code for this approval: ask for one where someone can answer.
+    if (!(e instanceof ClientError) || e.code !== 'step_up_required') throw e;
+    if (!process.stdin.isTTY) throw new ClientError(`${e.message.replace(/: send "totp".*$/, '')}: give it with --totp CODE`, e.status, e.code);
+    done = await decide((await readLine(`Code from your authenticator to ${verb} ${id}: `)).trim());
+  }
   if (ctx.flags.json) json(done);
   else out(`${verb === 'approve' ? 'approved' : 'denied'}; the request is now ${done.status}\n`);
   return 0;

@@ -1,9 +1,9 @@
 import { Hono, type Context } from 'hono';
 import { DomainError } from '../../core/errors.js';
 import { ID_FORM } from '../../services/ids.js';
-import type { AuthService } from '../../services/auth.js';
+import { STEP_UP_FAILED, type AuthService, type StepUpVerifier } from '../../services/auth.js';
 import type { CertificateService } from '../../services/certificates.js';
-import type { Caller, RequestService } from '../../services/requests.js';
+import { checkComment, type Caller, type RequestService } from '../../services/requests.js';
 import { jsonBody, unreadableBody } from '../json.js';
 import { requireUser } from '../middleware/auth.js';
 import type { AppEnv } from '../types.js';
@@ -13,6 +13,8 @@ export interface RequestRoutesDeps {
   requests: RequestService;
   certificates: CertificateService;
   clientAddress: (c: Context) => string | null;
+  /** Checks the fresh TOTP code an approver gives with a decision; without it, a code given is refused. */
+  stepUp?: StepUpVerifier;
 }
 
 /** An optional JSON body: none or empty is `{}`. */
@@ -53,8 +55,27 @@ export function requestRoutes(deps: RequestRoutesDeps) {
     return c.json({ requests: await deps.requests.list(c.get('principal'), { status, reviews }) });
   });
   app.get('/v1/requests/:id', async (c) => c.json(await deps.requests.get(c.get('principal'), idParam(c))));
-  app.post('/v1/requests/:id/approve', async (c) => c.json(await deps.requests.approve(caller(c), idParam(c), (await optionalBody(c))['comment'])));
-  app.post('/v1/requests/:id/deny', async (c) => c.json(await deps.requests.deny(caller(c), idParam(c), (await optionalBody(c))['comment'])));
+  // A decision may carry a fresh TOTP code ("totp"), checked and used up for this request and this
+  // verdict only; policy makes it required for approvals (approval.step_up, default required).
+  for (const verdict of ['approve', 'deny'] as const) {
+    app.post(`/v1/requests/:id/${verdict}`, async (c) => {
+      const id = idParam(c);
+      const body = await optionalBody(c);
+      const comment = checkComment(body['comment']); // refused before a code is spent on it
+      const who = caller(c);
+      if (body['totp'] !== undefined && body['totp'] !== null && body['totp'] !== '') {
+        if (!deps.stepUp) throw new DomainError('step_up_failed', 'this server does not take codes with decisions');
+        try {
+          who.stepUp = await deps.stepUp.verify({ username: who.principal.username, totp: body['totp'], purpose: `request.${verdict}`, target: id, clientAddress: who.clientAddress });
+        } catch (e) {
+          // A wrong code is not a dead session: the caller keeps its token and tries the next code.
+          if (e instanceof DomainError && e.code === 'unauthenticated' && e.message === STEP_UP_FAILED) throw new DomainError('step_up_failed', STEP_UP_FAILED);
+          throw e;
+        }
+      }
+      return c.json(await (verdict === 'approve' ? deps.requests.approve(who, id, comment) : deps.requests.deny(who, id, comment)));
+    });
+  }
   app.post('/v1/requests/:id/cancel', async (c) => c.json(await deps.requests.cancel(caller(c), idParam(c))));
   app.post('/v1/requests/:id/extend', async (c) => c.json(await deps.requests.extend(caller(c), idParam(c), await jsonBody(c)), 201));
   app.post('/v1/requests/:id/relinquish', async (c) => c.json(await deps.requests.relinquish(caller(c), idParam(c))));
