@@ -400,6 +400,10 @@ export function createRequestService(deps: RequestDeps): RequestService {
     const stepUp = caller.stepUp ? { step_up: { method: caller.stepUp.method, at: caller.stepUp.at } } : {};
     return tx(async (trx) => {
       const at = now();
+      // Locks are taken grant first, then request, as ending a grant does (it closes the grant's
+      // pending extensions): the other order deadlocks an approval against a grant ending.
+      const extended = (await findRequest(trx, id))?.extends_grant;
+      if (extended) await lockGrant(trx, extended);
       const r = await lockPending(trx, caller, id, at);
       const role = deps.policy().roles.get(r.role);
       const me = caller.principal.username;

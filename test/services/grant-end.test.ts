@@ -200,6 +200,20 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test('ok-race: approving an extension while its grant ends is decided one way, never a deadlock or a 500', async () => {
+      for (let round = 0; round < 8; round++) {
+        const g = (await request('oncall', { role: 'web-prod', duration: '1h', reason: 'long data migration' })).body;
+        const ext = (await as['oncall']!('POST', `/v1/requests/${g.id}/extend`, { duration: '2h', reason: 'migration is slow' })).body;
+        assert.equal(ext.status, 'pending');
+        const [approve, end] = await Promise.all([as['carol']!('POST', `/v1/requests/${ext.id}/approve`, {}), as['oncall']!('POST', `/v1/requests/${g.id}/relinquish`)]);
+        assert.equal(end.status, 200, JSON.stringify(end.body));
+        assert.ok(approve.status === 200 || approve.status === 409, JSON.stringify(approve.body));
+        const final = (await as['oncall']!('GET', `/v1/requests/${ext.id}`)).body;
+        assert.ok(['approved', 'cancelled', 'denied'].includes(final.status), final.status);
+        assert.equal((await as['oncall']!('GET', `/v1/requests/${g.id}`)).body.grant.live, false);
+      }
+    });
+
     test('fail-final-state: an ended grant and a decided request never change again', async () => {
       const g = (await request('oncall', { role: 'web-prod', duration: '1h', reason: 'rotate the log files' })).body;
       await as['oncall']!('POST', `/v1/requests/${g.id}/relinquish`);
