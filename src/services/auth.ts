@@ -220,9 +220,10 @@ export const STEP_UP_FAILED = 'the code is wrong or was already used; wait for t
 
 /**
  * Uses login's machinery: the sealed secret, verifyTotp, and consumeTotpStep
- * (a step is accepted once per user, whether for a login or a step-up). A
- * wrong code counts towards the user's lockout like a failed login, so a
- * stolen session cannot guess codes; a locked user cannot step up.
+ * (a step is accepted once per user, whether for a login or a step-up). Wrong
+ * codes are counted per user and locked out like failed logins, so a stolen
+ * session cannot guess codes, but on a counter of their own: failed logins
+ * for the name (anyone can send those) do not stop its step-ups.
  */
 export function createStepUpVerifier(deps: AuthDeps): StepUpVerifier {
   const { db, box, settings } = deps;
@@ -231,7 +232,9 @@ export function createStepUpVerifier(deps: AuthDeps): StepUpVerifier {
     async verify(input) {
       const at = now();
       const { username, totp, purpose, target, clientAddress } = input;
-      const userKey = `user:${username}`;
+      // Counted apart from the name's login failures: guesses at a login, which anyone can make
+      // for a name, must not stop the person from approving with their live session and code.
+      const userKey = `step-up:${username}`;
       const event = (outcome: 'ok' | 'failed' | 'refused', details: Record<string, unknown>) =>
         appendEvent(db, { at, actor: username, action: outcome === 'ok' ? 'step_up.ok' : 'step_up.failed', target, outcome, clientAddress, details: { purpose, ...details } });
       const slot = await beginUserAttempt(db, userKey, at, settings.lockoutThreshold);

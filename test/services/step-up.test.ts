@@ -111,6 +111,16 @@ for (const backend of BACKENDS) {
       assert.equal((await lead2('POST', `/v1/requests/${own.id}/approve`, {})).body.code, 'step_up_required');
     });
 
+    test('ok-step-up: anyone can lock a name out of logging in, but not its live session out of approving', async () => {
+      for (let i = 0; i < 6; i++) await id.login({ username: 'lead', password: 'not-the-password-at-all', totp: '000000' }, { 'x-test-address': `203.0.113.${i + 1}` });
+      const locked = await id.login({ username: 'lead', password: 'not-the-password-at-all', totp: '000000' }, { 'x-test-address': '203.0.113.99' });
+      assert.equal(locked.status, 429, 'the name is locked for logins');
+      const r = await file();
+      const ok = await lead('POST', `/v1/requests/${r.id}/approve`, { totp: Number(freshCode()) });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal(ok.body.status, 'approved');
+    });
+
     test('ok-step-up: a role with step_up optional approves without a code; denials never need one', async () => {
       const r = await file('sandbox');
       assert.equal((await lead('POST', `/v1/requests/${r.id}/approve`, {})).body.status, 'approved');

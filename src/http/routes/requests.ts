@@ -63,10 +63,16 @@ export function requestRoutes(deps: RequestRoutesDeps) {
       const body = await optionalBody(c);
       const comment = checkComment(body['comment']); // refused before a code is spent on it
       const who = caller(c);
-      if (body['totp'] !== undefined && body['totp'] !== null && body['totp'] !== '') {
+      const totp = typeof body['totp'] === 'number' ? String(body['totp']).padStart(6, '0') : body['totp'];
+      if (totp !== undefined && totp !== null && totp !== '') {
+        // What would refuse the decision anyway is answered before the code is used up.
+        const r = await deps.requests.get(who.principal, id);
+        if (r.status !== 'pending') throw new DomainError('conflict', `request ${id} is already ${r.status}`);
+        if (r.requester === who.principal.username) throw new DomainError('forbidden', 'you cannot decide your own request');
+        if (!deps.requests.decidableRoles(who.principal).includes(r.role)) throw new DomainError('forbidden', `you may not decide requests for ${r.role}`);
         if (!deps.stepUp) throw new DomainError('step_up_failed', 'this server does not take codes with decisions');
         try {
-          who.stepUp = await deps.stepUp.verify({ username: who.principal.username, totp: body['totp'], purpose: `request.${verdict}`, target: id, clientAddress: who.clientAddress });
+          who.stepUp = await deps.stepUp.verify({ username: who.principal.username, totp, purpose: `request.${verdict}`, target: id, clientAddress: who.clientAddress });
         } catch (e) {
           // A wrong code is not a dead session: the caller keeps its token and tries the next code.
           if (e instanceof DomainError && e.code === 'unauthenticated' && e.message === STEP_UP_FAILED) throw new DomainError('step_up_failed', STEP_UP_FAILED);
