@@ -554,19 +554,35 @@ test('ok: without curl, wget does the downloads', async () => {
   assert.deepEqual(snapshot(target), before);
 });
 
-test('warn: the same KRL served again and again with an old signing time: past the maximum age, a warning and exit 3', async () => {
+test('warn: a KRL served with an old signing time is never installed: past the maximum age, a line saying so and exit 3', async () => {
   const target = await installedDir();
+  const held = krlVersion(path.join(target, 'revoked.krl'));
   const frozen = await craftedCa(agedKrl(1000n, 7200));
   const env = cleanEnv({ JIT_SSH_REFRESH_MAX_AGE: '1800' });
   for (let run = 0; run < 2; run++) {
     const res = await refresh(frozen, target, env);
     assert.equal(res.code, 3, `run ${run}: ${res.stdout}${res.stderr}`);
-    assert.match(res.stderr, /^jit-ssh-refresh: warning: .*\/revoked\.krl was signed 72\d\d s ago, more than JIT_SSH_REFRESH_MAX_AGE=1800 s: the CA is unreachable or serves an old KRL; revocations may not reach this server\n$/);
-    // Installed all the same (it is newer than what was held); only its age is the matter.
-    assert.equal(krlVersion(path.join(target, 'revoked.krl')), 1000);
+    assert.match(res.stderr, /^jit-ssh-refresh: http:\/\/127\.0\.0\.1:\d+\/v1\/krl was signed 72\d\d s ago, more than JIT_SSH_REFRESH_MAX_AGE=1800 s: an old document is never installed \(a replay, or a stuck CA\?\); nothing changed\n$/);
+    assert.equal(krlVersion(path.join(target, 'revoked.krl')), held, 'the KRL held stays');
   }
-  // A current signing of it ends the warning; a larger maximum age would have too.
-  assert.deepEqual(await refresh(await craftedCa(agedKrl(1000n, 0)), target, env), { code: 0, stdout: '', stderr: '' });
+  // A current signing of it is installed.
+  const current = await refresh(await craftedCa(agedKrl(1000n, 0)), target, env);
+  assert.equal(current.code, 0, current.stderr);
+  assert.match(current.stdout, /revoked\.krl updated: KRL version 1000/);
+});
+
+test('fail: a first run with nothing held refuses a rotation\'s old list replayed to it: the retired key is not trusted', async () => {
+  const next: Signer = caSigner('ed25519');
+  // The server was set up with the new key alone (jit-ssh-ca ca pubkey prints no retired lines).
+  const target = serverDir(publicKeyLine(next, 'jit-ssh-ca') + '\n');
+  // The list of the rotation's second step, signed by the new key a month ago, still naming the old one.
+  const replay = listDoc([publicKeyLine(next, 'jit-ssh-ca'), publicKeyLine(ca().signer, 'jit-ssh-ca-old')], 5, { ageSeconds: 30 * 86400 });
+  const before = snapshot(target);
+  const res = await refresh(await craftedCa({ ...servedList(replay, next), ...agedKrl(9n, 0, next) }), target);
+  assert.equal(res.code, 3, res.stdout + res.stderr);
+  assert.match(res.stderr, /\/v1\/ca\.pub was signed 2592\d\d\d s ago, more than JIT_SSH_REFRESH_MAX_AGE=1800 s: an old document is never installed/);
+  assert.deepEqual(snapshot(target), before);
+  assert.doesNotMatch(readFileSync(path.join(target, 'ca.pub'), 'utf8'), new RegExp(publicKeyLine(ca().signer, 'x').split(' ')[1]!.replace(/[+/]/g, '\\$&')));
 });
 
 test('warn: the CA unreachable while what the server holds grows old: the error, a warning per document, exit 3', async () => {
