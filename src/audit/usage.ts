@@ -9,6 +9,7 @@
 
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
+import { MAX_SERIAL } from '../ssh/serial.js';
 
 // sshd writes the key ID with control characters escaped, and its own "(serial N) CA" part last.
 const ACCEPTED = /Accepted publickey for (\S{1,256}) from (\S{1,256}) port (\d{1,5}) ssh2: \S+-CERT SHA256:\S+ ID .* \(serial (\d{1,20})\) CA \S+ SHA256:\S+/;
@@ -16,7 +17,6 @@ const ACCEPTED = /Accepted publickey for (\S{1,256}) from (\S{1,256}) port (\d{1
 const ISO_PREFIX = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))\s+(\S+)\s+sshd/;
 const SYSLOG_PREFIX = /^([A-Z][a-z]{2})\s+(\d{1,2}) (\d{2}):(\d{2}):(\d{2})\s+(\S+)\s+sshd/;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const MAX_SERIAL = (1n << 63n) - 1n;
 // sshd formats a log message into 1 KiB (MSGBUFSIZ); with a syslog or journal prefix a login line
 // stays far below this. A longer line is not sshd's, and is not scanned: the pattern's cost grows
 // with the square of a line made of many "Accepted publickey" look-alikes.

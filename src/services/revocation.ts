@@ -20,6 +20,7 @@ import { endGrants } from './grant-end.js';
 import type { Database } from '../db/schema.js';
 import { encodeKrl } from '../ssh/krl.js';
 import { sshsign } from '../ssh/sshsig.js';
+import { parseSerial } from '../ssh/serial.js';
 import type { Signer } from '../ssh/signer.js';
 import { publishedVersion, signingTime } from './published-version.js';
 
@@ -62,7 +63,10 @@ export function createRevocationService(deps: RevocationDeps): RevocationService
       const given = [target.serial, target.user, target.request].filter((v) => v !== undefined && v !== '');
       if (given.length !== 1) throw new DomainError('invalid_input', 'name exactly one of: a serial, --user or --request');
       if (typeof reason !== 'string' || reason.trim().length < 3) throw new DomainError('invalid_input', '--reason is required');
-      if (target.serial !== undefined && !/^\d{1,20}$/.test(target.serial)) throw new DomainError('invalid_input', 'serial must be a decimal number');
+      const serial = target.serial === undefined ? undefined : parseSerial(target.serial);
+      if (serial === null) throw new DomainError('invalid_input', 'serial must be a decimal number below 2^64');
+      if (serial?.kind === 'never') throw new DomainError('not_found', `no certificate with serial ${target.serial}`);
+      if (serial) target = { ...target, serial: serial.value };
       const at = now();
       return deps.db.transaction().execute(async (trx) => {
         // The grants first: ending one takes its lock, after which no certificate can be written for it.
