@@ -67,7 +67,9 @@ test('ok/fail: reload by API and SIGHUP; invalid files refused; requests in flig
     assert.deepEqual(await roles(), ['alpha', 'gamma']);
     assert.ok(server.logs.some((l) => l['msg'] === 'policy reloaded'));
 
-    const approved = await boss('POST', `/v1/requests/${inFlight.id}/approve`, { comment: 'still fine' });
+    // Approvals need a fresh code (the default step-up): the next step's, as the login used this one's.
+    const next = execFileSync('oathtool', ['--totp', '-b', secrets.boss, '-N', `@${Math.floor(Date.now() / 1000) + 30}`], { encoding: 'utf8' }).trim();
+    const approved = await boss('POST', `/v1/requests/${inFlight.id}/approve`, { comment: 'still fine', totp: next });
     assert.equal(approved.status, 200);
     assert.equal(approved.body.status, 'approved');
   } finally {
