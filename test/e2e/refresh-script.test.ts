@@ -571,7 +571,7 @@ test('warn: a KRL served with an old signing time is never installed: past the m
   assert.match(current.stdout, /revoked\.krl updated: KRL version 1000/);
 });
 
-test('fail: a first run with nothing held refuses a rotation\'s old list replayed to it: the retired key is not trusted', async () => {
+test("fail: a first run with nothing held refuses a rotation's old list replayed to it: the retired key is not trusted", async () => {
   const next: Signer = caSigner('ed25519');
   // The server was set up with the new key alone (jit-ssh-ca ca pubkey prints no retired lines).
   const target = serverDir(publicKeyLine(next, 'jit-ssh-ca') + '\n');
