@@ -88,7 +88,7 @@ export async function queryCertificates(db: Kysely<Database>, f: CertificateFilt
   const limit = limitOf(f.limit);
   const after = decodeCursor(f.cursor);
   const serial = f.serial === undefined ? undefined : parseSerial(f.serial);
-  if (serial === null) throw new DomainError('invalid_input', 'serial must be a decimal number below 2^64');
+  if (serial === null) throw new DomainError('invalid_input', 'serial must be a decimal number');
   let q = db
     .selectFrom('certificates as c')
     .leftJoin('grants as g', 'g.id', 'c.request_id')

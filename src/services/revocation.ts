@@ -64,7 +64,7 @@ export function createRevocationService(deps: RevocationDeps): RevocationService
       if (given.length !== 1) throw new DomainError('invalid_input', 'name exactly one of: a serial, --user or --request');
       if (typeof reason !== 'string' || reason.trim().length < 3) throw new DomainError('invalid_input', '--reason is required');
       const serial = target.serial === undefined ? undefined : parseSerial(target.serial);
-      if (serial === null) throw new DomainError('invalid_input', 'serial must be a decimal number below 2^64');
+      if (serial === null) throw new DomainError('invalid_input', 'serial must be a decimal number');
       if (serial?.kind === 'never') throw new DomainError('not_found', `no certificate with serial ${target.serial}`);
       if (serial) target = { ...target, serial: serial.value };
       const at = now();
