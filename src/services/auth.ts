@@ -16,7 +16,7 @@ import { appendEvent } from '../db/audit-events.js';
 import type { Database } from '../db/schema.js';
 import { findLiveSessions, insertSession, revokeSession, type SessionUser } from '../db/sessions.js';
 import { batchedLookup } from '../db/batch.js';
-import { beginUserAttempt, failUserAttempt, releaseUserAttempt } from '../db/throttle.js';
+import { beginUserAttempt, clearThrottle, failUserAttempt, releaseUserAttempt } from '../db/throttle.js';
 import { consumeTotpStep, findUser, updateUser } from '../db/users.js';
 import { codeFirst, loginLimits, MAX_LOCKOUT_SECONDS } from './login-limits.js';
 
@@ -253,11 +253,11 @@ export function createStepUpVerifier(deps: AuthDeps): StepUpVerifier {
         const lockedUntil = await failUserAttempt(db, userKey, at, settings.lockoutThreshold, settings.lockoutSeconds, MAX_LOCKOUT_SECONDS);
         await event('failed', { reason });
         if (lockedUntil) {
-          await appendEvent(db, { at, actor: 'jit-ssh', action: 'login.lockout', target: username, outcome: 'ok', clientAddress, details: { until: lockedUntil.toISOString() } });
+          await appendEvent(db, { at, actor: 'jit-ssh', action: 'step_up.lockout', target: username, outcome: 'ok', clientAddress, details: { until: lockedUntil.toISOString() } });
         }
         throw new DomainError('unauthenticated', STEP_UP_FAILED);
       }
-      await releaseUserAttempt(db, userKey);
+      await clearThrottle(db, userKey); // a right code ends the run of wrong ones
       await event('ok', { step });
       return { method: 'totp', step, purpose, target, at: at.toISOString() };
     },

@@ -242,7 +242,7 @@ describe('web pages in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHRO
         assert.equal(await row.count(), 1);
         assert.match(await row.innerText(), /eng\s+web-prod\s+deploy/);
         await shot(page, 'audit-certificates');
-        const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'CSV' }).click()]);
+        const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'CSV', exact: true }).click()]);
         assert.match(download.suggestedFilename(), /^jit-ssh-certificates-\d{8}T\d{6}Z\.csv$/);
         const csv = readFileSync((await download.path())!, 'utf8').trimEnd().split('\r\n');
         assert.equal(csv.length, 2);
