@@ -32,7 +32,7 @@ export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, Omit<RequestRoute
 
 /** Pages mounted into the app: their routes, the paths they own (where errors are pages, not problem+json), their error page. */
 export interface Pages extends ErrorPages {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any Hono app, whatever its own environment
+  /** Their routes: any Hono app, whatever its own environment. */
   app: Hono<any, any, any>;
 }
 
