@@ -8,7 +8,7 @@ import { verifyChainExport } from '../audit/offline.js';
 import { checkWitness, readWitness, WitnessFileError, witnessIndex, type ChainLookup } from '../audit/witness-check.js';
 import type { ServerConfig } from '../config.js';
 import { silentLogger } from '../log.js';
-import { caKeyBlobs, loadCaKeys } from '../main.js';
+import { caKeyBlobs, loadCaKeys } from '../services/ca-signer.js';
 import { loadTrustedKeys } from '../ssh/ca-key.js';
 import type { AuditAdmin } from './admin-client.js';
 import type { AuditOptions } from './audit-commands.js';

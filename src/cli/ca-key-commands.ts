@@ -14,7 +14,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ServerConfig } from '../config.js';
 import { silentLogger } from '../log.js';
-import { caKeyBlobs, loadCaKeys } from '../main.js';
+import { caKeyBlobs, loadCaKeys } from '../services/ca-signer.js';
 import { generateCaKey } from '../ssh/ca-key.js';
 import { openAdmin } from './admin-client.js';
 import { table } from './client/format.js';

@@ -3,7 +3,8 @@
 import { parseArgs } from 'node:util';
 import { loadServerConfig, SERVER_SETTINGS } from '../config.js';
 import { createLogger, silentLogger } from '../log.js';
-import { loadCaKeys, serveUntilSignalled } from '../main.js';
+import { serveUntilSignalled } from '../server.js';
+import { loadCaKeys } from '../services/ca-signer.js';
 import { runCli, UsageError } from './run.js';
 import { userCommand } from './user-commands.js';
 import { policyCheck } from './policy-commands.js';

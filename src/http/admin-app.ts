@@ -9,14 +9,14 @@
 import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
 import { ACTOR_LABEL, osActor, withLabel } from '../core/actor.js';
-import { DomainError } from '../core/errors.js';
-import { errorFields, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import type { AuditService } from '../services/audit.js';
 import type { RevocationService } from '../services/revocation.js';
 import type { UserAdmin } from '../services/users.js';
 import type { AdminBindings } from './admin-socket.js';
-import { jsonBody, jsonOnly } from './json.js';
-import { HttpProblem, problem, STATUS_OF } from './problem.js';
+import { jsonInput, queryInput } from './input.js';
+import { jsonOnly } from './json.js';
+import { answerErrors, HttpProblem, problem } from './problem.js';
 import type { AppEnv } from './types.js';
 
 /** What the caller calls itself (e.g. the person behind sudo): recorded beside the actor as `actor_label`, never as the actor. */
@@ -33,86 +33,105 @@ export interface AdminAppDeps {
 
 export function createAdminApp(deps: AdminAppDeps) {
   const ownUid = deps.ownUid ?? process.geteuid?.() ?? -1;
-  const app = new Hono<AppEnv>();
-  app.use(async function adminActor(c, next) {
-    const peer = (c.env as AdminBindings | undefined)?.peer;
-    const refuse = (detail: string, fields: Record<string, unknown>) => {
-      deps.logger.warn('admin request refused', { ...fields, method: c.req.method, path: c.req.path });
-      return new HttpProblem(403, 'Forbidden', detail);
-    };
-    if (!peer || 'error' in peer) {
-      const reason = peer?.error ?? 'no peer credentials';
-      throw refuse(`the admin socket cannot identify its caller (${reason}); refused`, { reason });
-    }
-    if (peer.uid !== ownUid && peer.uid !== 0) {
-      throw refuse(`the admin socket serves only its own OS user (uid ${ownUid}) and root; uid ${peer.uid}${peer.name ? ` (${peer.name})` : ''} is refused`, { uid: peer.uid, pid: peer.pid });
-    }
-    const label = c.req.header(LABEL_HEADER);
-    if (label !== undefined && !ACTOR_LABEL.test(label)) throw new HttpProblem(400, 'Bad Request', `${LABEL_HEADER} must be 1 to 64 letters, digits or . _ @ + : -`);
-    const actor = osActor(peer.uid, peer.name);
-    c.set('actor', withLabel(actor, label));
-    await next();
-    deps.logger.info('admin', { actor, uid: peer.uid, pid: peer.pid, ...(label === undefined ? {} : { label }), method: c.req.method, path: c.req.path, status: c.res.status });
-  });
-  app.use(jsonOnly());
-
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
-  const list = (v: unknown) => (Array.isArray(v) ? v : []);
+  const list = (v: unknown): string[] => (Array.isArray(v) ? v : []);
   const optStr = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
-  app.get('/admin/users', async (c) => c.json({ users: await deps.users.list() }));
-  app.post('/admin/users', async (c) => {
-    const b = await jsonBody(c);
-    return c.json(await deps.users.add({ name: str(b['name']), groups: list(b['groups']), password: str(b['password']) }, c.get('actor')), 201);
-  });
-  app.post('/admin/users/:name/disable', async (c) => c.json(await deps.users.disable(c.req.param('name'), c.get('actor'))));
-  app.post('/admin/users/:name/enable', async (c) => {
-    await deps.users.enable(c.req.param('name'), c.get('actor'));
-    return c.body(null, 204);
-  });
-  app.post('/admin/users/:name/reset-mfa', async (c) => c.json(await deps.users.resetMfa(c.req.param('name'), c.get('actor'))));
-  app.post('/admin/users/:name/password', async (c) => {
-    await deps.users.setPassword(c.req.param('name'), str((await jsonBody(c))['password']), c.get('actor'));
-    return c.body(null, 204);
-  });
-  app.post('/admin/users/:name/groups', async (c) => c.json(await deps.users.setGroups(c.req.param('name'), list((await jsonBody(c))['groups']), c.get('actor'))));
+  // One chain, so that the app's type is its route table: the admin client (cli/admin-client.ts) is typed from it.
+  const app = new Hono<AppEnv>()
+    .use(async function adminActor(c, next) {
+      const peer = (c.env as AdminBindings | undefined)?.peer;
+      const refuse = (detail: string, fields: Record<string, unknown>) => {
+        deps.logger.warn('admin request refused', { ...fields, method: c.req.method, path: c.req.path });
+        return new HttpProblem(403, 'Forbidden', detail);
+      };
+      if (!peer || 'error' in peer) {
+        const reason = peer?.error ?? 'no peer credentials';
+        throw refuse(`the admin socket cannot identify its caller (${reason}); refused`, { reason });
+      }
+      if (peer.uid !== ownUid && peer.uid !== 0) {
+        throw refuse(`the admin socket serves only its own OS user (uid ${ownUid}) and root; uid ${peer.uid}${peer.name ? ` (${peer.name})` : ''} is refused`, { uid: peer.uid, pid: peer.pid });
+      }
+      const label = c.req.header(LABEL_HEADER);
+      if (label !== undefined && !ACTOR_LABEL.test(label)) throw new HttpProblem(400, 'Bad Request', `${LABEL_HEADER} must be 1 to 64 letters, digits or . _ @ + : -`);
+      const actor = osActor(peer.uid, peer.name);
+      c.set('actor', withLabel(actor, label));
+      await next();
+      deps.logger.info('admin', { actor, uid: peer.uid, pid: peer.pid, ...(label === undefined ? {} : { label }), method: c.req.method, path: c.req.path, status: c.res.status });
+    })
+    .use(jsonOnly())
 
-  // The auditors' views, for `jit-ssh-ca audit ...` and `revoke` on the CA host.
-  app.get('/admin/audit/certificates', async (c) => c.json(await deps.audit.certificates(c.req.query())));
-  app.get('/admin/audit/events', async (c) => c.json(await deps.audit.events(c.req.query())));
-  app.get('/admin/audit/verify', async (c) => c.json(await deps.audit.verify()));
-  app.get('/admin/audit/chain', (c) => {
-    c.header('Content-Type', 'application/x-ndjson');
-    return stream(c, async (s) => {
-      for await (const chunk of deps.audit.exportChain()) await s.write(chunk);
+    .get('/admin/users', async (c) => c.json({ users: await deps.users.list() }))
+    .post(
+      '/admin/users',
+      jsonInput((b) => ({ name: str(b['name']), groups: list(b['groups']), password: str(b['password']) })),
+      async (c) => c.json(await deps.users.add(c.req.valid('json'), c.get('actor')), 201),
+    )
+    .post('/admin/users/:name/disable', async (c) => c.json(await deps.users.disable(c.req.param('name'), c.get('actor'))))
+    .post('/admin/users/:name/enable', async (c) => {
+      await deps.users.enable(c.req.param('name'), c.get('actor'));
+      return c.body(null, 204);
+    })
+    .post('/admin/users/:name/reset-mfa', async (c) => c.json(await deps.users.resetMfa(c.req.param('name'), c.get('actor'))))
+    .post(
+      '/admin/users/:name/password',
+      jsonInput((b) => ({ password: str(b['password']) })),
+      async (c) => {
+        await deps.users.setPassword(c.req.param('name'), c.req.valid('json').password, c.get('actor'));
+        return c.body(null, 204);
+      },
+    )
+    .post(
+      '/admin/users/:name/groups',
+      jsonInput((b) => ({ groups: list(b['groups']) })),
+      async (c) => c.json(await deps.users.setGroups(c.req.param('name'), c.req.valid('json').groups, c.get('actor'))),
+    )
+
+    // The auditors' views, for `jit-ssh-ca audit ...` and `revoke` on the CA host.
+    .get('/admin/audit/certificates', queryInput(), async (c) => c.json(await deps.audit.certificates(c.req.valid('query'))))
+    .get('/admin/audit/events', queryInput(), async (c) => c.json(await deps.audit.events(c.req.valid('query'))))
+    .get('/admin/audit/verify', async (c) => c.json(await deps.audit.verify()))
+    .get('/admin/audit/chain', (c) => {
+      c.header('Content-Type', 'application/x-ndjson');
+      return stream(c, async (s) => {
+        for await (const chunk of deps.audit.exportChain()) await s.write(chunk);
+      });
+    })
+    .post(
+      '/admin/audit/chain-hashes',
+      jsonInput((b) => ({ stream: b['stream'] as string, positions: b['positions'] })),
+      async (c) => {
+        const b = c.req.valid('json');
+        return c.json(await deps.audit.chainHashes(b.stream, b.positions));
+      },
+    )
+    .get('/admin/ca/key-usage', async (c) => c.json({ keys: await deps.audit.caKeyUsage() }))
+    .get('/admin/audit/report', queryInput(), async (c) => c.json(await deps.audit.report(c.req.valid('query'))))
+    .post(
+      '/admin/audit/sshd-log',
+      jsonInput((b) => ({ text: b['text'] as string, host: b['host'] as string })),
+      async (c) => {
+        const b = c.req.valid('json');
+        return c.json(await deps.audit.ingestSshd(b.text, b.host));
+      },
+    )
+    .post(
+      '/admin/revocations',
+      jsonInput((b) => ({ serial: optStr(b['serial']), user: optStr(b['user']), request: optStr(b['request']), reason: str(b['reason']) })),
+      async (c) => {
+        const { reason, ...target } = c.req.valid('json');
+        return c.json(await deps.revocation.revoke(target, reason, c.get('actor')));
+      },
+    )
+    .get('/admin/krl', async (c) => {
+      const k = await deps.revocation.krl();
+      return c.json({ ...k, krl: k.krl.toString('base64') });
     });
-  });
-  app.post('/admin/audit/chain-hashes', async (c) => {
-    const b = await jsonBody(c);
-    return c.json(await deps.audit.chainHashes(b['stream'] as string, b['positions']));
-  });
-  app.get('/admin/ca/key-usage', async (c) => c.json({ keys: await deps.audit.caKeyUsage() }));
-  app.get('/admin/audit/report', async (c) => c.json(await deps.audit.report(c.req.query())));
-  app.post('/admin/audit/sshd-log', async (c) => {
-    const b = await jsonBody(c);
-    return c.json(await deps.audit.ingestSshd(b['text'] as string, b['host'] as string));
-  });
-  app.post('/admin/revocations', async (c) => {
-    const b = await jsonBody(c);
-    const target = { serial: optStr(b['serial']), user: optStr(b['user']), request: optStr(b['request']) };
-    return c.json(await deps.revocation.revoke(target, str(b['reason']), c.get('actor')));
-  });
-  app.get('/admin/krl', async (c) => {
-    const k = await deps.revocation.krl();
-    return c.json({ ...k, krl: k.krl.toString('base64') });
-  });
 
   app.notFound((c) => problem(c, 404, `no admin route for ${c.req.method} ${c.req.path}`));
-  app.onError((err, c) => {
-    if (err instanceof HttpProblem) return problem(c, err.status, err.detail);
-    if (err instanceof DomainError) return problem(c, STATUS_OF[err.code], err.message, { code: err.code });
-    deps.logger.error('admin request failed', errorFields(err, true));
-    return problem(c, 500, 'the server could not complete the request');
-  });
+  app.onError(answerErrors({ logger: deps.logger, failure: 'admin request failed' }));
   return app;
 }
+
+/** The admin socket's app: its type is the route table the admin client is typed from. */
+export type AdminApp = ReturnType<typeof createAdminApp>;

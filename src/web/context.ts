@@ -5,9 +5,8 @@
 
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AuditService } from '../services/audit.js';
-import type { AuthService, StepUpVerifier } from '../services/auth.js';
+import type { AuthService, Principal, StepUpVerifier } from '../services/auth.js';
 import type { Caller, RequestService } from '../services/requests.js';
-import type { AppEnv } from '../http/types.js';
 import type { Logger } from '../log.js';
 import { WebError } from './errors.js';
 import { csrfTokenFor, overHttps, sameSecret, sessionCookie } from './security.js';
@@ -26,7 +25,12 @@ export interface WebDeps {
 }
 
 export interface WebEnv {
-  Variables: AppEnv['Variables'] & {
+  Variables: {
+    /** Set by the app the pages are mounted into, for every request. */
+    requestId: string;
+    log: Logger;
+    /** The logged-in user (only set with `viewer`). */
+    principal: Principal;
     /** The login token from the session cookie (only set with `viewer`). */
     sessionToken: string;
     viewer: Viewer;

@@ -5,13 +5,8 @@
 // session required → CSRF token on posts → the role a page needs → the page.
 
 import { Hono, type Context } from 'hono';
-import { HTTPException } from 'hono/http-exception';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { DomainError, RateLimitedError } from '../core/errors.js';
-import { STATUS_OF } from '../http/problem.js';
-import { errorFields } from '../log.js';
 import { checkCsrf, loadSession, requireApprover, requireAuditor, requireSession, type WebDeps, type WebEnv } from './context.js';
-import { WebError } from './errors.js';
+import { pageMessage, WebError, type PageError } from './errors.js';
 import { auditRoutes } from './routes/audit.js';
 import { engineerRoutes } from './routes/engineer.js';
 import { loginRoutes } from './routes/login.js';
@@ -74,29 +69,28 @@ export function webRoutes(deps: WebDeps) {
     throw new WebError(404, 'There is no such page.');
   });
 
-  // Errors become a page with one sentence for a person; the API keeps problem+json.
-  app.onError((err, c) => {
-    let status: ContentfulStatusCode = 500;
-    let message = 'Something went wrong on the server. It has been logged; please try again.';
-    if (err instanceof WebError) [status, message] = [err.status, err.message];
-    else if (err instanceof DomainError) [status, message] = [STATUS_OF[err.code], err.message];
-    else if (err instanceof HTTPException) [status, message] = [err.status as ContentfulStatusCode, 'The request was refused.'];
-    else deps.logger.error('unhandled error', { request_id: c.get('requestId'), ...errorFields(err, true) });
-    if (err instanceof RateLimitedError) c.header('Retry-After', String(err.retryAfter));
-    return errorPage(c, status, message);
-  });
   return app;
 }
 
-/** A refusal or failure as a page: its status, a title, one sentence for a person. */
-function errorPage(c: Context<WebEnv>, status: ContentfulStatusCode, message: string) {
+/** Whether a path is one of the web pages' (which answer errors with a page, not problem+json). */
+export const isWebPath = (path: string) => path === '/ui' || path.startsWith('/ui/');
+
+/**
+ * A refusal or failure as a page: its status, a title, one sentence for a
+ * person, Retry-After when the error says how long to wait, and the pages'
+ * headers (the refusal may come before the pages' own middleware ran).
+ */
+export function webErrorPage(c: Context, e: PageError) {
+  setWebHeaders(c);
+  for (const [k, v] of Object.entries(e.headers)) c.header(k, v);
+  const { status } = e;
   const title = TITLES[status] ?? 'Error';
-  const viewer = c.get('viewer') ?? null;
+  const viewer = (c as Context<WebEnv>).get('viewer') ?? null;
   return page(c, status, { title, viewer }, (
     <>
       <h1>{title}</h1>
       <p class={status >= 500 ? 'alert' : 'notice'} role="alert">
-        {message}
+        {pageMessage(e)}
       </p>
       <p>
         <a href={viewer ? '/ui' : '/ui/login'}>{viewer ? 'Back to your access' : 'Log in'}</a>
@@ -105,14 +99,7 @@ function errorPage(c: Context<WebEnv>, status: ContentfulStatusCode, message: st
   ));
 }
 
-/** Whether a path is one of the web pages' (which answer errors with a page, not problem+json). */
-export const isWebPath = (path: string) => path === '/ui' || path.startsWith('/ui/');
-
-/**
- * The error page for a refusal made before the web pages' own middleware runs
- * (the app-wide body limit), with the headers that middleware would have set.
- */
-export function webErrorPage(c: Context, status: ContentfulStatusCode, message: string) {
-  setWebHeaders(c);
-  return errorPage(c as Context<WebEnv>, status, message);
+/** The web pages as the app they are mounted into sees them: their routes, the paths they own, their error page. */
+export function webPages(deps: WebDeps) {
+  return { app: webRoutes(deps), owns: isWebPath, errorPage: webErrorPage };
 }

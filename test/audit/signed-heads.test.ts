@@ -18,7 +18,7 @@ import { loadServerConfig } from '../../src/config.js';
 import { appendEvent } from '../../src/db/audit-events.js';
 import type { Database } from '../../src/db/schema.js';
 import type { Fields, Logger } from '../../src/log.js';
-import { startServer } from '../../src/main.js';
+import { startServer } from '../../src/server.js';
 import { createAuditService, startSealer } from '../../src/services/audit.js';
 import { createIssuer } from '../../src/services/issuer.js';
 import { publicKeyLine } from '../../src/ssh/signer.js';

@@ -26,5 +26,5 @@ test('ok: the source files and helpers docs/security.md points to exist', () => 
   const paths = [...DOC.matchAll(/`((?:src|test|docker)\/[A-Za-z0-9_./-]+)`/g)].map((m) => m[1]!);
   assert.ok(paths.length >= 5);
   for (const p of paths) assert.ok(existsSync(path.join(ROOT, p)), p);
-  assert.match(readFileSync(path.join(ROOT, 'src', 'main.ts'), 'utf8'), /export async function openCaSigner\(/);
+  assert.match(readFileSync(path.join(ROOT, 'src', 'services', 'ca-signer.ts'), 'utf8'), /export async function openCaSigner\(/);
 });

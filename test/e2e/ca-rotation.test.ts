@@ -14,7 +14,7 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadServerConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { startServer, type RunningServer } from '../../src/server.js';
 import { tempDir, userKey } from '../helpers/keys.js';
 import { CA_BIN, cleanEnv, ROOT, run } from '../helpers/process.js';
 import { startSshd, trySsh } from '../helpers/sshd.js';

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { checkpoint } from '../../src/audit/chain.js';
 import { loadServerConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
-import { startServer } from '../../src/main.js';
+import { startServer } from '../../src/server.js';
 import { publicKeyLine } from '../../src/ssh/signer.js';
 import { agentSigner, startAgent } from '../helpers/agent-signer.js';
 import { secretOf } from '../helpers/identity.js';

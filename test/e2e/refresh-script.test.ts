@@ -18,7 +18,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadServerConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { startServer, type RunningServer } from '../../src/server.js';
 import { caKeysBody, caKeysHeader } from '../../src/services/ca-keys.js';
 import { createIssuer } from '../../src/services/issuer.js';
 import { KRL_NAMESPACE } from '../../src/services/revocation.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadServerConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { startServer, type RunningServer } from '../../src/server.js';
 import { tempDir, userKey } from '../helpers/keys.js';
 import { CA_BIN, cleanEnv, ROOT, run } from '../helpers/process.js';
 import { openSsh } from '../helpers/guard-ssh.js';

@@ -10,7 +10,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createSecretBox, loadOrCreateSecretKey } from '../../src/auth/secret-box.js';
 import { migrate, openDatabase } from '../../src/db/index.js';
-import { createUserAdmin } from '../../src/services/users.js';
+import { silentLogger } from '../../src/log.js';
+import { createServices } from '../../src/services/index.js';
+import { TEST_AUTH } from './identity.js';
 import { send } from './load.js';
 import { cleanEnv, startServerProcess, type ServerProcess } from './process.js';
 
@@ -113,7 +115,7 @@ export async function enrol(target: string | { dataDir: string }, secretKey: str
   try {
     await migrate(h.db);
     const key = embedded ? await loadOrCreateSecretKey(target.dataDir) : Buffer.from(secretKey!, 'base64');
-    const admin = createUserAdmin({ db: h.db, box: createSecretBox(key), passwordCost: 14 });
+    const { users: admin } = createServices({ auth: TEST_AUTH, webhookSecret: null }, h.db, null, { box: createSecretBox(key), logger: silentLogger });
     const out: Record<string, FleetUser> = {};
     for (const u of users) {
       const password = `${u.name}-long-password`;

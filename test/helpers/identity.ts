@@ -7,20 +7,13 @@ import type { Kysely } from 'kysely';
 import type { AuthSettings } from '../../src/config.js';
 import { createSecretBox } from '../../src/auth/secret-box.js';
 import type { Database } from '../../src/db/schema.js';
-import { createApp } from '../../src/http/app.js';
+import { createServerApp, type ServerAppOptions } from '../../src/compose.js';
 import { silentLogger } from '../../src/log.js';
-import { createAuthService, createStepUpVerifier } from '../../src/services/auth.js';
-import { createUserAdmin } from '../../src/services/users.js';
 import { readFileSync } from 'node:fs';
 import { EXAMPLE_POLICY } from '../../src/config.js';
 import { parsePolicy } from '../../src/core/policy.js';
-import { createCertificateService } from '../../src/services/certificates.js';
-import { createIssuer } from '../../src/services/issuer.js';
-import { createRequestService } from '../../src/services/requests.js';
-import { createAuditService } from '../../src/services/audit.js';
-import { createRevocationService } from '../../src/services/revocation.js';
+import { createServices, type Services } from '../../src/services/index.js';
 import { caSigner } from './keys.js';
-import { createCaKeysPublisher } from '../../src/services/ca-keys.js';
 import { publicKeyLine } from '../../src/ssh/signer.js';
 
 export const TEST_AUTH: AuthSettings = {
@@ -56,37 +49,26 @@ export interface IdentityOptions {
   policy?: string;
 }
 
+/** The app over `services` as a test drives it: no port, nothing to wait for, no policy file to reload. */
+export function testApp(services: Services, opts: Partial<ServerAppOptions> & Pick<ServerAppOptions, 'clientAddress'>) {
+  return createServerApp(services, { logger: silentLogger, bodyLimit: 65536, ready: async () => {}, reloadPolicy: async () => ({ ok: false, problems: ['not in this test'] }), ...opts });
+}
+
 /**
- * The whole service over `db` with real parts: auth, users, requests,
- * certificates (signed by a fresh ed25519 CA), and the HTTP app on top.
+ * The whole service over `db` with real parts, built as the server builds
+ * them (createServices): auth, users, requests, certificates (signed by a
+ * fresh ed25519 CA), and the HTTP app on top.
  */
 export async function identity(db: Kysely<Database>, clock: TestClock, settings: Partial<AuthSettings> = {}, opts: IdentityOptions | string = {}) {
   const { address = '198.51.100.1', policy: policyText = EXAMPLE_POLICY_TEXT } = typeof opts === 'string' ? { address: opts } : opts;
   const s = { ...TEST_AUTH, ...settings };
-  const box = createSecretBox(SECRET_KEY);
   let policy = parsePolicy(policyText);
   const signer = caSigner('ed25519');
-  const auth = await createAuthService({ db, box, settings: s, now: clock.now });
-  const users = createUserAdmin({ db, box, passwordCost: s.passwordCost, now: clock.now, policy: () => policy });
-  const requests = createRequestService({ db, policy: () => policy, now: clock.now });
-  const issuer = createIssuer({ db, signer, now: clock.now });
-  const certificates = createCertificateService({ db, issuer, policy: () => policy, now: clock.now });
-  const revocation = createRevocationService({ db, signer, caKeys: new Map([[signer.fingerprint, signer.publicKeyBlob]]), now: clock.now });
-  const caKeys = createCaKeysPublisher({ db, signer, publicKeys: [publicKeyLine(signer, 'jit-ssh-ca')], retiredKeys: [], now: clock.now });
-  const app = createApp({
-    logger: silentLogger,
-    bodyLimit: 65536,
-    caKeys: caKeys.document,
-    ready: async () => {},
-    auth,
-    clientAddress: (c) => c.req.header('x-test-address') ?? address,
-    requests,
-    certificates,
-    reloadPolicy: async () => ({ ok: false, problems: ['not in this test'] }),
-    audit: createAuditService({ db, now: clock.now }),
-    krl: () => revocation.krl(),
-    stepUp: createStepUpVerifier({ db, box, settings: s, now: clock.now }),
-  });
+  const keys = { signer, publicKeys: [publicKeyLine(signer, 'jit-ssh-ca')], retiredKeys: [] };
+  const services = createServices({ auth: s, webhookSecret: null }, db, keys, { box: createSecretBox(SECRET_KEY), policy: () => policy, logger: silentLogger, now: clock.now });
+  const { users, requests, certificates, revocation } = services;
+  const auth = await services.auth;
+  const app = await testApp(services, { clientAddress: (c) => c.req.header('x-test-address') ?? address });
   const setPolicy = (text: string) => {
     policy = parsePolicy(text);
   };
@@ -115,5 +97,5 @@ export async function identity(db: Kysely<Database>, clock: TestClock, settings:
       return { status: r.status, body: (text ? JSON.parse(text) : null) as any };
     };
   };
-  return { auth, users, requests, certificates, revocation, signer, app, addUser, login, tokenFor, as, setPolicy, settings: s };
+  return { services, auth, users, requests, certificates, revocation, signer, app, addUser, login, tokenFor, as, setPolicy, settings: s };
 }

@@ -20,6 +20,7 @@ import type { Database } from '../../src/db/schema.js';
 import { createAdminApp, LABEL_HEADER } from '../../src/http/admin-app.js';
 import type { AdminPeer } from '../../src/http/admin-socket.js';
 import { createApp } from '../../src/http/app.js';
+import { webPages } from '../../src/web/index.js';
 import { createCaKeysPublisher } from '../../src/services/ca-keys.js';
 import type { Logger } from '../../src/log.js';
 import { createUserAdmin } from '../../src/services/users.js';
@@ -91,7 +92,7 @@ for (const backend of BACKENDS) {
         reloadPolicy: async () => ({ ok: true, changed: false, digest: policy.digest, roles: policy.roles.size }),
         audit: w.audit,
         krl: () => w.revocation.krl(),
-        web: { stepUp: w.stepUp, publicUrl: null, now: clock.now },
+        pages: webPages({ logger, auth: w.auth, stepUp: w.stepUp, requests: w.requests, audit: w.audit, clientAddress: () => '198.51.100.9', publicUrl: null, now: clock.now }),
       });
       const boss = await w.addUser('boss', ['admins', 'auditors', 'engineering', 'oncall', 'sre-leads']);
       const eng = await w.addUser('eng', ['engineering']);

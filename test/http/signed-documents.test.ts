@@ -27,7 +27,7 @@ const retired = caSigner('ed25519');
 const line = (s: Signer, comment: string) => publicKeyLine(s, comment);
 const HEADER = /^# jit-ssh CA key list, version (\d+), signed at (\d+) \((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\)\n/;
 
-/** An instance of the service on `db`: the app with a CA key list and a KRL, as main.ts wires them. */
+/** An instance of the service on `db`: the app with a CA key list and a KRL, as the server wires them. */
 function instance(db: TestDb['db'], clock: TestClock, publicKeys: string[], retiredKeys: string[] = []) {
   const caKeys = createCaKeysPublisher({ db, signer: current, publicKeys, retiredKeys, now: clock.now });
   const revocation = createRevocationService({ db, signer: current, caKeys: new Map([[current.fingerprint, current.publicKeyBlob]]), now: clock.now });

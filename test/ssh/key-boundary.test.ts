@@ -1,5 +1,5 @@
 // The CA private key is touched in one place: src/ssh/ (loaded in ca-key.ts,
-// used only inside signer.ts's Signer), opened by main.ts's openCaSigner, and
+// used only inside signer.ts's Signer), opened by services/ca-signer.ts's openCaSigner, and
 // everything else signs through the Signer interface. This reads the sources
 // and fails when code elsewhere starts handling private keys or signing with
 // node:crypto, so swapping in a KMS or HSM Signer keeps covering every use.
@@ -38,7 +38,7 @@ const RULES: Array<{ what: string; pattern: RegExp; allowed: Record<string, stri
   {
     what: 'loading the CA key file',
     pattern: /\bloadCaKey\(/,
-    allowed: { 'src/ssh/ca-key.ts': 'defines it', 'src/main.ts': 'openCaSigner, the one place a Signer is chosen' },
+    allowed: { 'src/ssh/ca-key.ts': 'defines it', 'src/services/ca-signer.ts': 'openCaSigner, the one place a Signer is chosen' },
   },
 ];
 
@@ -59,5 +59,5 @@ test('ok: certificates, SSHSIG signatures (KRL, ca.pub, checkpoints) and the sea
   assert.match(read('src/ssh/certificate.ts'), /await signer\.sign\(/);
   assert.match(read('src/ssh/sshsig.ts'), /export async function sshsign\(signer: Signer,/);
   assert.match(read('src/ssh/sshsig.ts'), /await signer\.sign\(/);
-  assert.match(read('src/main.ts'), /export async function openCaSigner\(config: ServerConfig, logger: Logger\): Promise<Signer>/);
+  assert.match(read('src/services/ca-signer.ts'), /export async function openCaSigner\(config: ServerConfig, logger: Logger\): Promise<Signer>/);
 });

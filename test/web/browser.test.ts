@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { loadServerConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { startServer, type RunningServer } from '../../src/server.js';
 import { POSTGRES_URL, createPostgresDatabase } from '../helpers/db.js';
 import { secretOf } from '../helpers/identity.js';
 import { tempDir, userKey } from '../helpers/keys.js';

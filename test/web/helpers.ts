@@ -3,14 +3,10 @@
 // that posts forms the way a browser does (Origin header, urlencoded body).
 
 import type { Kysely } from 'kysely';
-import { createSecretBox } from '../../src/auth/secret-box.js';
 import type { AuthSettings } from '../../src/config.js';
 import type { Database } from '../../src/db/schema.js';
-import { createApp } from '../../src/http/app.js';
-import { silentLogger, type Logger } from '../../src/log.js';
-import { createAuditService } from '../../src/services/audit.js';
-import { createStepUpVerifier } from '../../src/services/auth.js';
-import { identity, SECRET_KEY, totpAt, type TestClock } from '../helpers/identity.js';
+import type { Logger } from '../../src/log.js';
+import { identity, testApp, totpAt, type TestClock } from '../helpers/identity.js';
 
 export const ORIGIN = 'http://localhost';
 
@@ -25,22 +21,8 @@ export type TestUser = { name: string; password: string; secret: string };
 
 export async function webIdentity(db: Kysely<Database>, clock: TestClock, opts: WebOptions = {}) {
   const id = await identity(db, clock, { lockoutThreshold: 100, ...opts.settings }, opts.policy ? { policy: opts.policy } : {});
-  const stepUp = createStepUpVerifier({ db, box: createSecretBox(SECRET_KEY), settings: id.settings, now: clock.now });
-  const audit = createAuditService({ db, now: clock.now });
-  const app = createApp({
-    logger: opts.logger ?? silentLogger,
-    bodyLimit: 65536,
-    caKeys: () => Promise.reject(new Error('not in this test')),
-    ready: async () => {},
-    auth: id.auth,
-    clientAddress: () => '198.51.100.7',
-    requests: id.requests,
-    certificates: id.certificates,
-    reloadPolicy: async () => ({ ok: false, problems: ['not in this test'] }),
-    audit,
-    krl: () => id.revocation.krl(),
-    web: { stepUp, publicUrl: opts.publicUrl ?? null, now: clock.now },
-  });
+  const { stepUp, audit } = id.services;
+  const app = await testApp(id.services, { ...(opts.logger ? { logger: opts.logger } : {}), clientAddress: () => '198.51.100.7', web: { publicUrl: opts.publicUrl ?? null, now: clock.now } });
 
   /** A browser stand-in: keeps cookies, sends Origin on posts, reads the CSRF field of the last page. */
   const client = (base = ORIGIN) => {

@@ -17,7 +17,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { loadServerConfig } from '../../src/config.js';
 import { getThrottle } from '../../src/db/throttle.js';
 import { createLogger } from '../../src/log.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { startServer, type RunningServer } from '../../src/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

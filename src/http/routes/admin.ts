@@ -1,10 +1,11 @@
 import { Hono } from 'hono';
 import type { AuthService } from '../../services/auth.js';
+import type { PolicyReloadResult } from '../../services/policy-reload.js';
 import { problem } from '../problem.js';
 import { admins, requireRole, requireUser } from '../middleware/auth.js';
 import type { AppEnv } from '../types.js';
 
-export type PolicyReloadResult = { ok: true; changed: boolean; digest: string; roles: number } | { ok: false; problems: string[] };
+export type { PolicyReloadResult };
 
 export interface AdminRoutesDeps {
   auth: AuthService;

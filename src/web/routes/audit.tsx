@@ -5,7 +5,7 @@
 import { Hono } from 'hono';
 import type { CertificateView, EventView } from '../../audit/queries.js';
 import { DomainError } from '../../core/errors.js';
-import { STATUS_OF } from '../../http/problem.js';
+import { STATUS_OF } from '../../core/error-status.js';
 import { ID_FORM } from '../../services/ids.js';
 import type { WebContext, WebDeps, WebEnv } from '../context.js';
 import { Alert, Badge, DataTable, Field, FilterForm, Time } from '../views/components.js';

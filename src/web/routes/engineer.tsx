@@ -3,7 +3,7 @@
 
 import { Hono } from 'hono';
 import { DomainError } from '../../core/errors.js';
-import { STATUS_OF } from '../../http/problem.js';
+import { STATUS_OF } from '../../core/error-status.js';
 import type { DryRunView, RequestView, RoleView } from '../../services/requests.js';
 import { callerOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
 import { Alert, Badge, Csrf, DataTable, Field, Hint, PostButton, TextArea, Time, timeLeft } from '../views/components.js';

@@ -6,7 +6,7 @@
 import { Hono } from 'hono';
 import { PasswordQueueFullError } from '../../auth/password.js';
 import { DomainError, RateLimitedError } from '../../core/errors.js';
-import { STATUS_OF } from '../../http/problem.js';
+import { STATUS_OF } from '../../core/error-status.js';
 import { formWithCsrf, readForm, safeNext, type WebDeps, type WebEnv } from '../context.js';
 import { clearLoginCsrf, clearSessionCookie, loginCsrf, loginCsrfCookie, overHttps, sameSecret, setSessionCookie } from '../security.js';
 import { Alert, CodeField, Field } from '../views/components.js';

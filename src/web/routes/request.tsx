@@ -7,7 +7,7 @@ import { Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { DomainError, RateLimitedError } from '../../core/errors.js';
-import { STATUS_OF } from '../../http/problem.js';
+import { STATUS_OF } from '../../core/error-status.js';
 import { ID_FORM } from '../../services/ids.js';
 import type { Principal } from '../../services/auth.js';
 import { checkComment, type RequestView } from '../../services/requests.js';

@@ -1,0 +1,200 @@
+// The server: configuration → CA key → database → services → HTTP. Everything
+// is built here (services in services/index.ts, the app in compose.ts) and
+// handed inward; nothing below reads the environment or holds a module-level
+// database.
+
+import { promises as fs } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+import { HEADS_FILE, openWitness, type Witness } from './audit/signed-heads.js';
+import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
+import { createServerApp } from './compose.js';
+import type { ServerConfig } from './config.js';
+import { migrate, openDatabase, type DbHandle } from './db/index.js';
+import { pruneSessions } from './db/sessions.js';
+import { pruneThrottle } from './db/throttle.js';
+import { createAdminApp } from './http/admin-app.js';
+import { listenAdminSocket } from './http/admin-socket.js';
+import type { App } from './http/app.js';
+import { clientAddressResolver } from './http/client-address.js';
+import { NotReadyError } from './http/routes/health.js';
+import { errorFields, type Logger } from './log.js';
+import { startSealer, type AuditService, type Sealer } from './services/audit.js';
+import type { AuthService } from './services/auth.js';
+import { loadCaKeys } from './services/ca-signer.js';
+import { createServices } from './services/index.js';
+import type { Issuer } from './services/issuer.js';
+import type { Notifier } from './services/notify.js';
+import { every } from './services/periodic.js';
+import { createPolicyReloader, ineligibleGrantsEnder, type PolicyReloadResult } from './services/policy-reload.js';
+import { createPolicyStore } from './services/policy-store.js';
+import type { RequestService } from './services/requests.js';
+import type { RevocationService } from './services/revocation.js';
+import type { UserAdmin } from './services/users.js';
+import type { Signer } from './ssh/signer.js';
+
+export interface RunningServer {
+  url: string;
+  app: App;
+  issuer: Issuer;
+  auth: AuthService;
+  users: UserAdmin;
+  requests: RequestService;
+  notifier: Notifier;
+  audit: AuditService;
+  revocation: RevocationService;
+  /** Seals and signs the audit log; says when the log no longer holds what this instance signed. */
+  sealer: Sealer;
+  /** Re-reads the policy file (what SIGHUP does); an invalid file is refused and logged. */
+  reloadPolicy(actor: string): Promise<PolicyReloadResult>;
+  database: DbHandle;
+  signer: Signer;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** A CA signer made elsewhere (tests; an embedding program with its own KMS signer); default openCaSigner's. */
+  signer?: Signer;
+}
+
+/** Runs `open` with the database open; closes it when `open` fails. */
+async function orClose<T>(database: DbHandle, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    await database.close();
+    throw e;
+  }
+}
+
+export async function startServer(config: ServerConfig, logger: Logger, opts: StartOptions = {}): Promise<RunningServer> {
+  // The policy first: an invalid file stops start-up before anything opens.
+  const policyStore = await createPolicyStore(config.policyPath);
+  if (policyStore.current().webhooks.length > 0 && !config.webhookSecret) {
+    logger.warn('webhooks are configured but JIT_SSH_WEBHOOK_SECRET is not: their bodies go unsigned');
+  }
+  const keys = await loadCaKeys(config, logger, opts.signer);
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    onPoolError: (err) => logger.warn('database connection lost', errorFields(err)),
+  });
+  const { db } = database;
+  const applied = await orClose(database, () => migrate(db));
+  if (applied.length > 0) logger.info('database migrated', { applied });
+  const box = createSecretBox(config.secretKey ?? (await loadOrCreateSecretKey(config.dataDir)));
+  // The heads this instance signed and the witness of its checkpoints live outside the database.
+  const witness: Witness = await orClose(database, async () => {
+    await fs.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    return openWitness({ headFile: path.join(config.dataDir, HEADS_FILE), logFile: config.checkpointLog, logger });
+  });
+  const services = createServices(config, db, keys, { box, policy: policyStore.current, logger, signedHeads: async () => witness.heads() });
+  const { requests, notifier } = services;
+  const endIneligible = ineligibleGrantsEnder(requests, logger);
+  const reloadPolicy = createPolicyReloader({ store: policyStore, db, logger, endIneligible });
+  // Started once the server listens; readiness reads its status.
+  let sealer: Sealer;
+  const app = await createServerApp(services, {
+    logger,
+    bodyLimit: config.bodyLimit,
+    requestTimeoutMs: config.requestTimeout * 1000,
+    clientAddress: clientAddressResolver(config.trustedProxies),
+    reloadPolicy,
+    ready: async () => {
+      await database.ping();
+      const { problems } = sealer.status();
+      if (problems.length > 0) {
+        throw new NotReadyError(`the audit log no longer holds the chain head this instance signed (${problems.map((p) => `${p.stream}: ${p.detail}`).join('; ')}); it signs no checkpoint until it does`);
+      }
+    },
+    web: { publicUrl: config.publicUrl },
+  });
+  const adminSocket = await orClose(database, async () => {
+    const admin = await listenAdminSocket(config.adminSocket, createAdminApp({ users: services.users, audit: services.audit, revocation: services.revocation, logger }).fetch);
+    if (admin.unidentified) logger.warn('the admin socket cannot identify its callers: admin commands are refused while the server runs', { reason: admin.unidentified });
+    return admin;
+  });
+
+  let server: Server;
+  const address = await new Promise<AddressInfo>((resolve, reject) => {
+    // With a certificate and key the service speaks HTTPS itself (TLS 1.2 or later); otherwise
+    // plain HTTP, for loopback or behind a TLS-terminating proxy.
+    const tls = config.tls ? { createServer: createHttpsServer, serverOptions: { cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' as const } } : {};
+    server = serve({ fetch: app.fetch, hostname: config.host, port: config.port, ...tls }, resolve) as Server;
+    server.once('error', reject);
+  }).catch(async (e: NodeJS.ErrnoException) => {
+    await adminSocket.close();
+    await database.close();
+    if (e.code === 'EADDRINUSE') throw new Error(`cannot listen on ${config.host}:${config.port}: the address is in use`);
+    throw new Error(`cannot listen on ${config.host}:${config.port}: ${e.message}`);
+  });
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`;
+  logger.info('listening', {
+    url,
+    database: database.kind,
+    ca_key_type: keys.signer.keyType,
+    ca_fingerprint: keys.signer.fingerprint,
+    trusted_ca_keys: keys.publicKeys.length,
+    admin_socket: config.adminSocket,
+    ...(config.tls ? { tls_subject: config.tls.subject, tls_not_after: config.tls.notAfter.toISOString() } : {}),
+    ...(config.trustedProxies ? { trusted_proxies: config.trustedProxies.cidrs } : {}),
+  });
+  if (config.tls && config.tls.notAfter.getTime() < Date.now()) {
+    logger.warn('the TLS certificate has expired: clients will refuse it', { tls_not_after: config.tls.notAfter.toISOString() });
+  }
+
+  // Housekeeping: ended sessions and idle login counters are dropped after a
+  // day (the audit log keeps the history). Any instance may do it; it is idempotent.
+  const housekeeping = every('housekeeping', 3_600_000, () => {
+    const now = new Date();
+    return Promise.all([pruneSessions(db, now, 86_400), pruneThrottle(db, now, 86_400)]);
+  }, logger);
+  // Unanswered requests expire on time even when nobody looks at them, and grants whose holders
+  // may no longer hold them end (a group changed by a command run without the server, another
+  // instance's policy): every 15 s.
+  const expiry = every('request expiry', 15_000, async () => {
+    await requests.expireDue();
+    await endIneligible();
+  }, logger);
+  notifier.start();
+  sealer = startSealer({ db, signer: keys.signer, logger, witness });
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await Promise.all([housekeeping.stop(), expiry.stop()]);
+      await notifier.stop();
+      await sealer.stop();
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);
+      await Promise.all([drained, adminSocket.close()]);
+      clearTimeout(timer);
+      await database.close();
+    })());
+  const { issuer, users, audit, revocation } = services;
+  return { url, app, issuer, auth: await services.auth, users, requests, notifier, audit, revocation, sealer, reloadPolicy, database, signer: keys.signer, close };
+}
+
+/** Runs the server until SIGTERM or SIGINT, then drains requests and closes the database. */
+export async function serveUntilSignalled(config: ServerConfig, logger: Logger): Promise<void> {
+  const running = await startServer(config, logger);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      logger.info('shutting down', { signal });
+      process.once(signal, () => process.exit(1)); // a second signal does not wait
+      running.close().then(resolve, (e) => {
+        logger.error('shutdown failed', errorFields(e));
+        resolve();
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    process.on('SIGHUP', () => void running.reloadPolicy('os:SIGHUP'));
+  });
+  logger.info('stopped');
+}
