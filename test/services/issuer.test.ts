@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { createIssuer, keyIdFor, type IssueInput } from '../../src/services/issuer.js';
+import { createIssuer, keyIdFor, type IssueInput } from '../../src/services/issuance.js';
 import { countCertificates, findCertificateBySerial } from '../../src/db/certificates.js';
 import { parseCertificate } from '../../src/ssh/certificate-parse.js';
 import { parseUserPublicKey } from '../../src/ssh/pubkey.js';
