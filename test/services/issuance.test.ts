@@ -80,7 +80,7 @@ for (const backend of BACKENDS) {
       assert.equal(res.body.code, 'invalid_public_key');
     });
 
-    test('fail: a grant\'s certificate that is not its terms is caught after signing; nothing is logged or returned', async () => {
+    test("fail: a grant's certificate that is not its terms is caught after signing; nothing is logged or returned", async () => {
       const grantId = await grant();
       const principal: Principal = { username: 'oncall', groups: ['engineering', 'oncall'], isAdmin: false, isAuditor: false, expiresAt: new Date(clock.ms + 3600_000) };
       const policy = parsePolicy(WORKFLOW_POLICY);
