@@ -26,7 +26,7 @@ import { startSealer, type AuditService, type Sealer } from './services/audit.js
 import type { AuthService } from './services/auth.js';
 import { loadCaKeys } from './services/ca-signer.js';
 import { createServices } from './services/index.js';
-import type { Issuer } from './services/issuer.js';
+import type { Issuer } from './services/issuance.js';
 import type { Notifier } from './services/notify.js';
 import { every } from './services/periodic.js';
 import { createPolicyReloader, ineligibleGrantsEnder, type PolicyReloadResult } from './services/policy-reload.js';

@@ -13,7 +13,7 @@ import { sql, type Kysely } from 'kysely';
 import { sealStream, verifyStream } from '../../src/audit/chain.js';
 import { migrate, openDatabase } from '../../src/db/index.js';
 import type { Database } from '../../src/db/schema.js';
-import { createIssuer, type IssueInput } from '../../src/services/issuer.js';
+import { createIssuer, type IssueInput } from '../../src/services/issuance.js';
 import { mintCertificate } from '../../src/ssh/certificate.js';
 import { parseUserPublicKey } from '../../src/ssh/pubkey.js';
 import { randomSerial } from '../../src/ssh/serial.js';

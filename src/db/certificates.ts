@@ -1,7 +1,8 @@
-// The issued-certificates table: written once per certificate, read by auditors.
+// The issued-certificates table: written once per certificate (the issuer's
+// log, see services/issuance-sign.ts), read by auditors.
 
 import type { Kysely, Transaction } from 'kysely';
-import type { CertificateRow, Database } from './schema.js';
+import type { Database } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -50,42 +51,7 @@ function toRow(rec: CertificateRecord) {
   };
 }
 
-export async function insertCertificate(db: Db, rec: CertificateRecord): Promise<void> {
-  await insertCertificates(db, [rec]);
-}
-
 /** Several rows in one statement: all are committed, or none. */
 export async function insertCertificates(db: Db, recs: Array<CertificateRecord & { recordHash?: Buffer }>): Promise<void> {
   await db.insertInto('certificates').values(recs.map((r) => ({ ...toRow(r), record_hash: r.recordHash ?? null }))).execute();
-}
-
-function fromRow(r: CertificateRow): CertificateRecord {
-  return {
-    serial: BigInt(r.serial),
-    keyId: r.key_id,
-    username: r.username,
-    requestId: r.request_id,
-    role: r.role,
-    principals: r.principals,
-    validAfter: r.valid_after,
-    validBefore: r.valid_before,
-    extensions: r.extensions,
-    criticalOptions: r.critical_options,
-    publicKeyType: r.public_key_type,
-    publicKeyFingerprint: r.public_key_fingerprint,
-    caKeyFingerprint: r.ca_key_fingerprint,
-    certificate: r.certificate,
-    clientAddress: r.client_address,
-    issuedAt: r.issued_at,
-  };
-}
-
-export async function findCertificateBySerial(db: Db, serial: bigint): Promise<CertificateRecord | undefined> {
-  const row = await db.selectFrom('certificates').selectAll().where('serial', '=', serial.toString()).executeTakeFirst();
-  return row && fromRow(row);
-}
-
-export async function countCertificates(db: Db): Promise<number> {
-  const { n } = await db.selectFrom('certificates').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-  return Number(n);
 }

@@ -14,8 +14,7 @@ import { createAuditService, type AuditDeps, type AuditService } from './audit.j
 import { createAuthService, createStepUpVerifier, type AuthService, type StepUpVerifier } from './auth.js';
 import { createCaKeysPublisher } from './ca-keys.js';
 import { caKeyBlobs, type CaKeys } from './ca-signer.js';
-import { createCertificateService, type CertificateService } from './certificates.js';
-import { createIssuer, type Issuer } from './issuer.js';
+import { createCertificateService, createIssuer, type CertificateService, type Issuer } from './issuance.js';
 import { createNotifier, type Notifier } from './notify.js';
 import { createRequestService, type RequestService } from './requests.js';
 import { createRevocationService, type RevocationService } from './revocation.js';

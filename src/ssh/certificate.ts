@@ -10,7 +10,6 @@ import { DomainError } from '../core/errors.js';
 
 export { KNOWN_EXTENSIONS, validPrincipal, validSourceAddress };
 import type { Signer } from './signer.js';
-import type { UserPublicKey } from './pubkey.js';
 import { SshReader, SshWriter } from './wire.js';
 
 export const SSH_CERT_TYPE_USER = 1;
@@ -19,7 +18,8 @@ export const SSH_CERT_TYPE_USER = 1;
 export const KNOWN_CRITICAL_OPTIONS = ['force-command', 'source-address', 'verify-required'] as const;
 
 export interface CertificateSpec {
-  publicKey: Pick<UserPublicKey, 'type' | 'blob'>;
+  /** The certified key: its type name (e.g. `ssh-ed25519`) and wire encoding. */
+  publicKey: { type: string; blob: Buffer };
   serial: bigint;
   keyId: string;
   principals: readonly string[];

@@ -8,7 +8,7 @@ import { chainHash, checkpoint, checkpointText, CHECKPOINT_NAMESPACE, recordHash
 import { appendEvent } from '../../src/db/audit-events.js';
 import { exportChain, verifyChainExport } from '../../src/audit/offline.js';
 import type { Database } from '../../src/db/schema.js';
-import { createIssuer } from '../../src/services/issuer.js';
+import { createIssuer } from '../../src/services/issuance.js';
 import { publicKeyLine } from '../../src/ssh/signer.js';
 import { BACKENDS, POSTGRES_URL } from '../helpers/db.js';
 import { caSigner, tempDir, userKey } from '../helpers/keys.js';

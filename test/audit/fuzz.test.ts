@@ -9,7 +9,7 @@ import { checkpoint, sealStream } from '../../src/audit/chain.js';
 import { exportChain, verifyChainExport } from '../../src/audit/offline.js';
 import { ingestSshdLog, parseSshdLine } from '../../src/audit/usage.js';
 import { appendEvent } from '../../src/db/audit-events.js';
-import { createIssuer } from '../../src/services/issuer.js';
+import { createIssuer } from '../../src/services/issuance.js';
 import { BACKENDS, type Backend, type TestDb } from '../helpers/db.js';
 import { check, checkAsync, fc, hostileJsonText, hostileText } from '../helpers/fuzz.js';
 import { caSigner, tempDir, userKey } from '../helpers/keys.js';

@@ -20,7 +20,7 @@ import type { Database } from '../../src/db/schema.js';
 import type { Fields, Logger } from '../../src/log.js';
 import { startServer } from '../../src/server.js';
 import { createAuditService, startSealer } from '../../src/services/audit.js';
-import { createIssuer } from '../../src/services/issuer.js';
+import { createIssuer } from '../../src/services/issuance.js';
 import { publicKeyLine } from '../../src/ssh/signer.js';
 import { BACKENDS } from '../helpers/db.js';
 import { caSigner, tempDir, userKey } from '../helpers/keys.js';

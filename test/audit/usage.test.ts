@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ingestSshdLog, parseSshdLine } from '../../src/audit/usage.js';
-import { createIssuer } from '../../src/services/issuer.js';
+import { createIssuer } from '../../src/services/issuance.js';
 import { BACKENDS } from '../helpers/db.js';
 import { caSigner, tempDir, userKey } from '../helpers/keys.js';
 

@@ -14,7 +14,7 @@ import { openDatabase, type DbHandle } from '../../src/db/index.js';
 import type { Database } from '../../src/db/schema.js';
 import { createAuditService } from '../../src/services/audit.js';
 import type { Principal } from '../../src/services/auth.js';
-import { createIssuer } from '../../src/services/issuer.js';
+import { createIssuer } from '../../src/services/issuance.js';
 import { createRequestService, type RequestView } from '../../src/services/requests.js';
 import { createRevocationService } from '../../src/services/revocation.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';

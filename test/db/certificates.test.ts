@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { countCertificates, findCertificateBySerial, insertCertificate, type CertificateRecord } from '../../src/db/certificates.js';
+import { insertCertificates, type CertificateRecord } from '../../src/db/certificates.js';
 import { isUniqueViolation } from '../../src/db/errors.js';
 import { migrate } from '../../src/db/index.js';
 import { migrationProvider } from '../../src/db/migrations/index.js';
 import { MAX_SERIAL } from '../../src/ssh/serial.js';
+import { countCertificates, findCertificateBySerial } from '../helpers/certificate-rows.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 
 function record(overrides: Partial<CertificateRecord> = {}): CertificateRecord {
@@ -47,12 +48,12 @@ for (const backend of BACKENDS) {
 
     test('ok: a row round-trips with every field intact', async () => {
       const rec = record({ serial: 77n });
-      await insertCertificate(t.db, rec);
+      await insertCertificates(t.db, [rec]);
       assert.deepEqual(await findCertificateBySerial(t.db, 77n), rec);
     });
 
     test('ok: the largest serial (2^63-1) is stored and read back exactly', async () => {
-      await insertCertificate(t.db, record({ serial: MAX_SERIAL }));
+      await insertCertificates(t.db, [record({ serial: MAX_SERIAL })]);
       const got = await findCertificateBySerial(t.db, MAX_SERIAL);
       assert.equal(got?.serial, 9223372036854775807n);
       // And PostgreSQL itself sees the exact value, not a float approximation.
@@ -61,17 +62,17 @@ for (const backend of BACKENDS) {
     });
 
     test('fail: a serial is unique; the violation is recognisable by its constraint', async () => {
-      await insertCertificate(t.db, record({ serial: 555n }));
-      const err = await insertCertificate(t.db, record({ serial: 555n })).then(() => null, (e) => e);
+      await insertCertificates(t.db, [record({ serial: 555n })]);
+      const err = await insertCertificates(t.db, [record({ serial: 555n })]).then(() => null, (e) => e);
       assert.ok(err, 'second insert must fail');
       assert.ok(isUniqueViolation(err, 'certificates_pkey'), `unexpected error ${err}`);
     });
 
     test('fail: the table refuses serial < 2, no principals and an empty validity window', async () => {
-      await assert.rejects(insertCertificate(t.db, record({ serial: 1n })), /certificates_serial_range/);
-      await assert.rejects(insertCertificate(t.db, record({ serial: 901n, principals: [] })), /certificates_principals/);
+      await assert.rejects(insertCertificates(t.db, [record({ serial: 1n })]), /certificates_serial_range/);
+      await assert.rejects(insertCertificates(t.db, [record({ serial: 901n, principals: [] })]), /certificates_principals/);
       const at = new Date('2026-01-01T00:00:00Z');
-      await assert.rejects(insertCertificate(t.db, record({ serial: 902n, validAfter: at, validBefore: at })), /certificates_validity/);
+      await assert.rejects(insertCertificates(t.db, [record({ serial: 902n, validAfter: at, validBefore: at })]), /certificates_validity/);
       assert.equal(await findCertificateBySerial(t.db, 901n), undefined);
     });
 

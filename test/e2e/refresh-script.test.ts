@@ -20,7 +20,7 @@ import { loadServerConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { caKeysBody, caKeysHeader } from '../../src/services/ca-keys.js';
-import { createIssuer } from '../../src/services/issuer.js';
+import { createIssuer } from '../../src/services/issuance.js';
 import { KRL_NAMESPACE } from '../../src/services/revocation.js';
 import { encodeKrl } from '../../src/ssh/krl.js';
 import { publicKeyLine, type Signer } from '../../src/ssh/signer.js';

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { createApp, type AppDeps } from '../../src/http/app.js';
 import { silentLogger } from '../../src/log.js';
 import { createCaKeysPublisher } from '../../src/services/ca-keys.js';
-import { createIssuer } from '../../src/services/issuer.js';
+import { createIssuer } from '../../src/services/issuance.js';
 import { SIGNING_PERIOD_MS } from '../../src/services/published-version.js';
 import { createRevocationService } from '../../src/services/revocation.js';
 import { publicKeyLine, type Signer } from '../../src/ssh/signer.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { createIssuer, keyIdFor, type IssueInput } from '../../src/services/issuer.js';
-import { countCertificates, findCertificateBySerial } from '../../src/db/certificates.js';
+import { createIssuer, keyIdFor, type IssueInput } from '../../src/services/issuance.js';
+import { countCertificates, findCertificateBySerial } from '../helpers/certificate-rows.js';
 import { parseCertificate } from '../../src/ssh/certificate-parse.js';
 import { parseUserPublicKey } from '../../src/ssh/pubkey.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';

@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import { DomainError } from '../../core/errors.js';
 import { ID_FORM } from '../../services/ids.js';
 import { STEP_UP_FAILED, type AuthService, type StepUpVerifier } from '../../services/auth.js';
-import type { CertificateService } from '../../services/certificates.js';
+import type { CertificateService } from '../../services/issuance.js';
 import { checkComment, type Caller, type RequestService } from '../../services/requests.js';
 import { jsonBody, unreadableBody } from '../json.js';
 import { requireUser } from '../middleware/auth.js';
