@@ -2,7 +2,7 @@
 // drivers here return as decimal strings: exact, and converted to BigInt at the
 // repository edge.
 
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 
 export interface CertificatesTable {
   serial: ColumnType<string, string, never>;
@@ -226,4 +226,3 @@ export type UserRow = Selectable<UsersTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
 
 export type CertificateRow = Selectable<CertificatesTable>;
-export type NewCertificateRow = Insertable<CertificatesTable>;

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { serve } from '@hono/node-server';
 import { createSecretBox } from '../../src/auth/secret-box.js';
 import { loadServerConfig } from '../../src/config.js';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { clientAddressResolver } from '../../src/http/client-address.js';
 import { rateLimitKey, rateLimitKeys } from '../../src/core/ip.js';
 import { canonicalIp, ForwardedError, parseTrustedProxies, resolveClientAddress, type ForwardedHeaders } from '../../src/http/forwarded.js';
