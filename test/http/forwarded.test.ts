@@ -13,7 +13,7 @@ import { loadServerConfig } from '../../src/config.js';
 import { listEvents } from '../helpers/events.js';
 import { clientAddressResolver } from '../../src/http/client-address.js';
 import { rateLimitKey, rateLimitKeys } from '../../src/core/ip.js';
-import { canonicalIp, ForwardedError, parseTrustedProxies, resolveClientAddress, type ForwardedHeaders } from '../../src/http/forwarded.js';
+import { canonicalIp, ForwardedError, parseTrustedProxies, resolveClientAddress, type ForwardedHeaders } from '../../src/core/forwarded.js';
 import { createApp, type AppDeps } from '../../src/http/app.js';
 import { silentLogger } from '../../src/log.js';
 import { createAuthService } from '../../src/services/auth.js';
