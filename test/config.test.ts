@@ -3,7 +3,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, EXAMPLE_POLICY, loadClientConfig, loadServerConfig } from '../src/config.js';
 
-test('ok: defaults follow CONTRACT.md', () => {
+test('ok: defaults are the documented ones (README, Configuration)', () => {
   const c = loadServerConfig({}, {}, '/srv');
   assert.equal(c.databaseUrl, null);
   assert.equal(c.dataDir, '/srv/data');
@@ -15,7 +15,7 @@ test('ok: defaults follow CONTRACT.md', () => {
   assert.ok(Object.isFrozen(c));
 });
 
-test('ok: environment variables are read by their CONTRACT names; flags win over them', () => {
+test('ok: environment variables are read by their documented names; flags win over them', () => {
   const env = {
     DATABASE_URL: 'postgres://u@db:5432/jit',
     JIT_SSH_DATA_DIR: '/var/lib/jit',

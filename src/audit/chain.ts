@@ -10,22 +10,17 @@
 // `verify` walks the chain in pages: time linear in rows, memory constant.
 
 import { createHash } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import {
+  chainHashAt, checkpointsWithLinks, countUnsealed, firstUnsealedThrough, hasCheckpointAt, insertCheckpoint, insertLinks, lastLink, linksWithRecords, nextPosition,
+  recordsByKey, recordTime, SPEC, tryLockStream, unsealedRecords, type Stream,
+} from '../db/chain.js';
 import type { Database } from '../db/schema.js';
 import { sshsign, sshverify } from '../ssh/sshsig.js';
 import type { Signer } from '../ssh/signer.js';
 import type { Witness } from './signed-heads.js';
 
-export type Stream = 'certificates' | 'audit_events' | 'row_versions';
-/** row_versions: every version of the workflow's rows (requests, approvals, grants), see audit/workflow.ts. */
-export const STREAMS: Stream[] = ['certificates', 'audit_events', 'row_versions'];
-
-export const SPEC: Record<Stream, { table: string; key: string; seq: string; time: string; storedHash: boolean }> = {
-  // The issuer stores each certificate's record hash as it writes the row (record_hash).
-  certificates: { table: 'certificates', key: 'serial', seq: 'seq', time: 'issued_at', storedHash: true },
-  audit_events: { table: 'audit_events', key: 'id', seq: 'id', time: 'at', storedHash: false },
-  row_versions: { table: 'row_versions', key: 'id', seq: 'id', time: 'at', storedHash: false },
-};
+export { nextPosition, SPEC, STREAMS, type Stream } from '../db/chain.js';
 
 export const ZERO = Buffer.alloc(32);
 const PAGE = 2000;
@@ -88,8 +83,8 @@ interface Head {
   seq: bigint;
 }
 
-async function head(db: Kysely<Database>, stream: Stream): Promise<Head> {
-  const last = await db.selectFrom('chain_links').select(['position', 'chain_hash', 'record_seq']).where('stream', '=', stream).orderBy('position', 'desc').limit(1).executeTakeFirst();
+async function head(db: Kysely<Database> | Transaction<Database>, stream: Stream): Promise<Head> {
+  const last = await lastLink(db, stream);
   return last ? { position: BigInt(last.position), chain: Buffer.from(last.chain_hash), seq: BigInt(last.record_seq) } : { position: 0n, chain: ZERO, seq: 0n };
 }
 
@@ -99,7 +94,6 @@ async function head(db: Kysely<Database>, stream: Stream): Promise<Head> {
  * A modest limit keeps memory bounded while a backlog is caught up on.
  */
 export async function sealStream(db: Kysely<Database>, stream: Stream, now: Date, limit = 1000, onMisdated?: (problem: string) => void): Promise<number> {
-  const { table, key, seq, time, storedHash } = SPEC[stream];
   // Records whose time cannot be true are sealed all the same (refusing them would stall the
   // chain behind them); they are reported here, once committed, and verify names them.
   const misdated: string[] = [];
@@ -107,26 +101,18 @@ export async function sealStream(db: Kysely<Database>, stream: Stream, now: Date
     // One sealer per stream at a time, across every instance. One that finds another at work
     // leaves it to them instead of queueing behind: the records are sealed either way, and a
     // hung instance holding the lock (ended by idle_in_transaction_session_timeout) blocks nobody.
-    const { rows: locked } = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${`jit-ssh-chain:${stream}`})) as ok`.execute(trx);
-    if (!locked[0]?.ok) return 0;
-    const h = await head(trx as unknown as Kysely<Database>, stream);
+    if (!(await tryLockStream(trx, stream))) return 0;
+    const h = await head(trx, stream);
     const from = h.seq > BigInt(LOOKBACK) ? h.seq - BigInt(LOOKBACK) : 0n;
     // Only order, key and stored hash: the record itself is read only when no hash was stored.
-    const { rows } = await sql<{ seq: string; key: string; hash: Buffer | null; at: Date }>`
-      select r.${sql.ref(seq)}::text as seq, r.${sql.ref(key)}::text as key, ${storedHash ? sql`r.record_hash` : sql`null::bytea`} as hash, r.${sql.ref(time)} as at
-      from ${sql.table(table)} r
-      where r.${sql.ref(seq)} > ${from.toString()}
-        and not exists (select 1 from chain_links l where l.stream = ${stream} and l.record_key = r.${sql.ref(key)}::text)
-      order by r.${sql.ref(seq)} limit ${limit}`.execute(trx);
+    const rows = await unsealedRecords(trx, stream, from, limit);
     if (rows.length === 0) return 0;
     const missing = rows.filter((r) => r.hash === null).map((r) => r.key);
     const computed = new Map<string, Buffer>();
     if (missing.length > 0) {
-      const { rows: full } = await sql<Record<string, unknown>>`select * from ${sql.table(table)} where ${sql.ref(key)} = any(${missing}::bigint[])`.execute(trx);
-      for (const row of full) computed.set(String(row[key]), recordHash(stream, row));
+      for (const row of await recordsByKey(trx, stream, missing)) computed.set(String(row[SPEC[stream].key]), recordHash(stream, row));
     }
-    const { rows: top } = h.position === 0n ? { rows: [] } : await sql<{ at: Date }>`select ${sql.ref(time)} as at from ${sql.table(table)} where ${sql.ref(seq)} = ${h.seq.toString()}`.execute(trx);
-    let newest: Date | null = top[0]?.at ?? null;
+    let newest: Date | null = h.position === 0n ? null : await recordTime(trx, stream, h.seq);
     let position = h.position;
     let chain = h.chain;
     const links = rows.map((row) => {
@@ -138,7 +124,7 @@ export async function sealStream(db: Kysely<Database>, stream: Stream, now: Date
       newest = later(newest, row.at, problem);
       return { stream, position: position.toString(), record_key: row.key, record_seq: row.seq, record_hash: rh, chain_hash: chain, sealed_at: now };
     });
-    for (let i = 0; i < links.length; i += 500) await trx.insertInto('chain_links').values(links.slice(i, i + 500)).execute();
+    await insertLinks(trx, links);
     return links.length;
   });
   for (const problem of misdated) onMisdated?.(problem);
@@ -165,10 +151,10 @@ export class ChainRewoundError extends Error {
 
 /** Null when the chain of `stream` still holds `signed` (so its head extends it), else what was done to it. */
 export async function headProblem(db: Kysely<Database>, stream: Stream, signed: SignedHead): Promise<string | null> {
-  const link = await db.selectFrom('chain_links').select('chain_hash').where('stream', '=', stream).where('position', '=', signed.position.toString()).executeTakeFirst();
+  const link = await chainHashAt(db, stream, signed.position);
   const when = signed.at.toISOString();
   if (!link) return `the chain ends at position ${(await head(db, stream)).position}, before position ${signed.position} this instance signed at ${when}: records were cut from its end`;
-  if (!Buffer.from(link.chain_hash).equals(signed.chain)) return `the chain at position ${signed.position} is not the one this instance signed at ${when}: the history up to it was rewritten`;
+  if (!link.equals(signed.chain)) return `the chain at position ${signed.position} is not the one this instance signed at ${when}: the history up to it was rewritten`;
   return null;
 }
 
@@ -185,15 +171,10 @@ export async function checkpoint(db: Kysely<Database>, stream: Stream, signer: S
     if (problem) throw new ChainRewoundError(stream, problem);
   }
   if (h.position === 0n) return null;
-  const done = await db.selectFrom('chain_checkpoints').select('position').where('stream', '=', stream).where('position', '=', h.position.toString()).executeTakeFirst();
-  if (done) return null;
+  if (await hasCheckpointAt(db, stream, h.position)) return null;
   const signature = await sshsign(signer, CHECKPOINT_NAMESPACE, Buffer.from(checkpointText(stream, h.position, h.chain, now)));
   await witness?.record({ stream, position: h.position, chain: h.chain, at: now, ca_fingerprint: signer.fingerprint, signature });
-  await db
-    .insertInto('chain_checkpoints')
-    .values({ stream, position: h.position.toString(), chain_hash: h.chain, at: now, ca_fingerprint: signer.fingerprint, signature })
-    .onConflict((oc) => oc.doNothing())
-    .execute();
+  await insertCheckpoint(db, { stream, position: h.position.toString(), chain_hash: h.chain, at: now, ca_fingerprint: signer.fingerprint, signature });
   return h.position;
 }
 
@@ -209,12 +190,6 @@ export interface VerifyResult {
   problem: { position: string | null; record: string | null; detail: string } | null;
 }
 
-/** The first link position at or after `from`, or null when there is none. */
-export async function nextPosition(db: Kysely<Database>, stream: Stream, from: bigint): Promise<bigint | null> {
-  const r = await db.selectFrom('chain_links').select('position').where('stream', '=', stream).where('position', '>=', from.toString()).orderBy('position').limit(1).executeTakeFirst();
-  return r ? BigInt(r.position) : null;
-}
-
 export interface VerifyOptions {
   /**
    * CA public key blobs (current and older) whose checkpoint signatures are
@@ -227,7 +202,7 @@ export interface VerifyOptions {
 
 /** Walks the whole chain of `stream`, checking every record, link and checkpoint. */
 export async function verifyStream(db: Kysely<Database>, stream: Stream, opts: VerifyOptions = {}): Promise<VerifyResult> {
-  const { table, key, seq, time } = SPEC[stream];
+  const { key, time } = SPEC[stream];
   const result: VerifyResult = { stream, ok: true, sealed: 0, unsealed: 0, checkpoints: 0, problem: null };
   let newest: Date | null = null;
   const fail = (position: bigint | string | null, record: string | null, detail: string) => {
@@ -239,13 +214,7 @@ export async function verifyStream(db: Kysely<Database>, stream: Stream, opts: V
   let chain: Buffer = ZERO;
   let lastSeq = 0n;
   for (;;) {
-    // One page of positions first, then its records through their primary key (the cast is on
-    // the link's side): joined before the limit, PostgreSQL would join every later link per page.
-    const { rows } = await sql<Record<string, unknown> & { l_position: string; l_key: string; l_seq: string; l_rhash: Buffer; l_chash: Buffer; l_sealed: Date }>`
-      select l.position as l_position, l.record_key as l_key, l.record_seq as l_seq, l.record_hash as l_rhash, l.chain_hash as l_chash, l.sealed_at as l_sealed, r.*
-      from (select * from chain_links where stream = ${stream} and position >= ${expected.toString()} and position < ${(expected + BigInt(PAGE)).toString()}) l
-      left join ${sql.table(table)} r on r.${sql.ref(key)} = l.record_key::bigint
-      order by l.position`.execute(db);
+    const rows = await linksWithRecords(db, stream, expected, PAGE);
     if (rows.length === 0) {
       // An empty range ends the chain only if no link lies beyond it.
       if ((await nextPosition(db, stream, expected)) !== null) return fail(expected, null, `the chain has no link at position ${expected} (a link was removed)`);
@@ -268,13 +237,7 @@ export async function verifyStream(db: Kysely<Database>, stream: Stream, opts: V
       result.sealed += 1;
     }
   }
-  const cps = await db
-    .selectFrom('chain_checkpoints as c')
-    .leftJoin('chain_links as l', (j) => j.onRef('l.stream', '=', 'c.stream').onRef('l.position', '=', 'c.position'))
-    .select(['c.position', 'c.chain_hash', 'c.at', 'c.signature', 'l.chain_hash as link_hash'])
-    .where('c.stream', '=', stream)
-    .orderBy('c.position')
-    .execute();
+  const cps = await checkpointsWithLinks(db, stream);
   for (const cp of cps) {
     if (!cp.link_hash) return fail(cp.position, null, `signed checkpoint at position ${cp.position} has no link: the end of the chain was removed`);
     if (!Buffer.from(cp.link_hash).equals(Buffer.from(cp.chain_hash))) return fail(cp.position, null, `signed checkpoint at position ${cp.position} does not match the chain`);
@@ -287,16 +250,11 @@ export async function verifyStream(db: Kysely<Database>, stream: Stream, opts: V
     }
     result.checkpoints += 1;
   }
-  const unsealedWhere = sql`not exists (select 1 from chain_links l where l.stream = ${stream} and l.record_key = r.${sql.ref(key)}::text)`;
-  const { rows: unsealed } = await sql<{ n: string }>`select count(*) as n from ${sql.table(table)} r where ${unsealedWhere}`.execute(db);
-  result.unsealed = Number(unsealed[0]!.n);
+  result.unsealed = await countUnsealed(db, stream);
   if (result.unsealed > 0) {
     // The sealer never looks that far back: such a record was written out of order, outside the service.
-    const { rows: stranded } = await sql<{ k: string }>`
-      select r.${sql.ref(key)}::text as k from ${sql.table(table)} r
-      where r.${sql.ref(seq)} <= ${(lastSeq - BigInt(LOOKBACK)).toString()} and ${unsealedWhere}
-      order by r.${sql.ref(seq)} limit 1`.execute(db);
-    if (stranded[0]) return fail(null, stranded[0].k, `${stream} record ${stranded[0].k} is not on the chain and never will be (written out of order, outside the service)`);
+    const stranded = await firstUnsealedThrough(db, stream, lastSeq - BigInt(LOOKBACK));
+    if (stranded !== null) return fail(null, stranded, `${stream} record ${stranded} is not on the chain and never will be (written out of order, outside the service)`);
   }
   return result;
 }

@@ -9,7 +9,8 @@
 //   {"type":"link","stream":"certificates","position":"1","record":{...}}
 //   {"type":"checkpoint","stream":...,"position":...,"chain":hex,"at":...,"signature":"-----BEGIN SSH SIGNATURE-----..."}
 
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { chainedRecords, checkpointsBetween } from '../db/chain.js';
 import type { Database } from '../db/schema.js';
 import { sshverify } from '../ssh/sshsig.js';
 import { describeEntry, type WitnessEntry } from './witness-check.js';
@@ -22,14 +23,9 @@ const PAGE = 2000;
 export async function* exportChain(db: Kysely<Database>, now: Date): AsyncGenerator<string> {
   yield JSON.stringify({ type: 'header', format: EXPORT_FORMAT, exported_at: now.toISOString() }) + '\n';
   for (const stream of STREAMS) {
-    const { table, key } = SPEC[stream];
     let from = 1n;
     for (;;) {
-      // A range of positions, then its records (see verifyStream on why not a limit after the join).
-      const { rows } = await sql<Record<string, unknown> & { l_position: string }>`
-        select l.position as l_position, r.* from (select * from chain_links where stream = ${stream} and position >= ${from.toString()} and position < ${(from + BigInt(PAGE)).toString()}) l
-        join ${sql.table(table)} r on r.${sql.ref(key)} = l.record_key::bigint
-        order by l.position`.execute(db);
+      const rows = await chainedRecords(db, stream, from, PAGE);
       if (rows.length === 0) {
         // Past a gap, the export goes on with what is there (the checker reports the gap).
         const next = await nextPosition(db, stream, from + BigInt(PAGE));
@@ -39,9 +35,7 @@ export async function* exportChain(db: Kysely<Database>, now: Date): AsyncGenera
       }
       const last = rows.at(-1)!.l_position;
       // Each checkpoint right after the record it covers: the checker keeps only the running hash.
-      const cps = new Map(
-        (await db.selectFrom('chain_checkpoints').selectAll().where('stream', '=', stream).where('position', '>=', from.toString()).where('position', '<=', last).execute()).map((cp) => [cp.position, cp]),
-      );
+      const cps = new Map((await checkpointsBetween(db, stream, from, last)).map((cp) => [cp.position, cp]));
       let out = '';
       for (const { l_position, ...record } of rows) {
         out += JSON.stringify({ type: 'link', stream, position: l_position, record: canonicalRecord(record) }) + '\n';

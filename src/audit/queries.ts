@@ -1,11 +1,13 @@
 // Auditors' questions over the logs: filtered, newest first, paged by an
-// opaque cursor (the record's position in its log), each served by an index.
+// opaque cursor (the record's position in its log), each served by an index
+// (the queries are in db/audit-queries.ts).
 
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { parseDuration } from '../core/duration.js';
-import { parseSerial } from '../ssh/serial.js';
 import { DomainError } from '../core/errors.js';
+import { certificatesByCaKey, searchCertificates, searchEvents } from '../db/audit-queries.js';
 import type { Database } from '../db/schema.js';
+import { parseSerial } from '../ssh/serial.js';
 
 export interface CertificateFilter {
   user?: string;
@@ -89,30 +91,23 @@ export async function queryCertificates(db: Kysely<Database>, f: CertificateFilt
   const after = decodeCursor(f.cursor);
   const serial = f.serial === undefined ? undefined : parseSerial(f.serial);
   if (serial === null) throw new DomainError('invalid_input', 'serial must be a decimal number');
-  let q = db
-    .selectFrom('certificates as c')
-    .leftJoin('grants as g', 'g.id', 'c.request_id')
-    .leftJoin('revocations as v', 'v.serial', 'c.serial')
-    .select([
-      'c.serial', 'c.key_id', 'c.username', 'c.request_id', 'c.role', 'c.principals', 'c.valid_after', 'c.valid_before', 'c.extensions', 'c.critical_options',
-      'c.public_key_type', 'c.public_key_fingerprint', 'c.ca_key_fingerprint', 'c.client_address', 'c.issued_at', 'c.certificate', 'c.seq', 'g.break_glass', 'v.revoked_at',
-    ])
-    .select((eb) => [
-      eb.selectFrom('certificate_usage as u').whereRef('u.serial', '=', 'c.serial').select((e) => e.fn.min('u.first_seen').as('f')).as('first_used'),
-      eb.selectFrom('certificate_usage as u').whereRef('u.serial', '=', 'c.serial').select((e) => e.fn.max('u.last_seen').as('l')).as('last_used'),
-    ]);
-  if (f.user) q = q.where('c.username', '=', f.user);
-  if (f.role) q = q.where('c.role', '=', f.role);
-  if (f.request) q = q.where('c.request_id', '=', f.request);
-  // A serial of 2^63 or more names no certificate of ours (and would overflow the column).
-  if (serial) q = serial.kind === 'stored' ? q.where('c.serial', '=', serial.value) : q.where(sql<boolean>`false`);
-  if (f.principal) q = q.where(sql<boolean>`c.principals @> array[${f.principal}]::text[]`);
-  if (f.since) q = q.where('c.issued_at', '>=', f.since);
-  if (f.until) q = q.where('c.issued_at', '<', f.until);
-  if (f.break_glass !== undefined) q = q.where(sql<boolean>`coalesce(g.break_glass, false) = ${f.break_glass}`);
-  if (f.approver) q = q.where((eb) => eb.exists(eb.selectFrom('approvals as a').whereRef('a.request_id', '=', 'c.request_id').where('a.approver', '=', f.approver!).where('a.decision', '=', 'approve').select('a.approver')));
-  if (after) q = q.where('c.seq', '<', after);
-  const rows = await q.orderBy('c.seq', 'desc').limit(limit + 1).execute();
+  const rows = await searchCertificates(
+    db,
+    {
+      user: f.user,
+      role: f.role,
+      request: f.request,
+      // A serial of 2^63 or more names no certificate of ours (and would overflow the column).
+      serial: serial ? (serial.kind === 'stored' ? serial.value : 'none') : undefined,
+      principal: f.principal,
+      since: f.since,
+      until: f.until,
+      break_glass: f.break_glass,
+      approver: f.approver,
+      beforeSeq: after ?? undefined,
+    },
+    limit + 1,
+  );
   const page = rows.slice(0, limit);
   const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : null);
   return {
@@ -156,14 +151,7 @@ export interface EventView {
 export async function queryEvents(db: Kysely<Database>, f: EventFilter): Promise<{ events: EventView[]; next_cursor: string | null }> {
   const limit = limitOf(f.limit);
   const after = decodeCursor(f.cursor);
-  let q = db.selectFrom('audit_events').selectAll();
-  if (f.actor) q = q.where('actor', '=', f.actor);
-  if (f.action) q = q.where('action', '=', f.action);
-  if (f.target) q = q.where('target', '=', f.target);
-  if (f.since) q = q.where('at', '>=', f.since);
-  if (f.until) q = q.where('at', '<', f.until);
-  if (after) q = q.where('id', '<', after);
-  const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
+  const rows = await searchEvents(db, { actor: f.actor, action: f.action, target: f.target, since: f.since, until: f.until, beforeId: after ?? undefined }, limit + 1);
   const page = rows.slice(0, limit);
   return {
     events: page.map((e) => ({ id: e.id, at: e.at.toISOString(), actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, client_address: e.client_address, details: e.details })),
@@ -183,17 +171,7 @@ export interface CaKeyUsage {
 
 /** What each CA key has signed: tells when a key replaced in a rotation can be retired. */
 export async function caKeyUsage(db: Kysely<Database>, now: Date): Promise<CaKeyUsage[]> {
-  const rows = await db
-    .selectFrom('certificates')
-    .select((eb) => [
-      'ca_key_fingerprint',
-      eb.fn.countAll<string>().as('certificates'),
-      sql<string>`count(*) filter (where valid_before > ${now})`.as('live'),
-      eb.fn.max('issued_at').as('last_issued_at'),
-      eb.fn.max('valid_before').as('last_valid_before'),
-    ])
-    .groupBy('ca_key_fingerprint')
-    .execute();
+  const rows = await certificatesByCaKey(db, now);
   const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
   return rows.map((r) => ({
     ca_key_fingerprint: r.ca_key_fingerprint,

@@ -7,8 +7,9 @@
 // and summed per certificate, host, source address and login name
 // (certificate_usage: first and last seen, number of logins).
 
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
+import { issuedSerials, recordLogins } from '../db/usage.js';
 import { MAX_SERIAL } from '../ssh/serial.js';
 
 // sshd writes the key ID with control characters escaped, and its own "(serial N) CA" part last.
@@ -85,31 +86,11 @@ export async function ingestSshdLog(db: Kysely<Database>, text: string, defaults
   for (let i = 0; i < seen.length; i += BATCH) {
     const batch = seen.slice(i, i + BATCH);
     const candidates = [...new Set(batch.map((s) => s.serial))].filter((s) => BigInt(s) <= MAX_SERIAL);
-    const known = new Set(candidates.length === 0 ? [] : (await db.selectFrom('certificates').select('serial').where('serial', 'in', candidates).execute()).map((r) => r.serial));
+    const known = await issuedSerials(db, candidates);
     const ours = batch.filter((s) => known.has(s.serial));
     result.unknown += batch.length - ours.length;
     if (ours.length === 0) continue;
-    const values = sql.join(ours.map((s) => sql`(${s.serial}::bigint, ${s.host}, ${s.source}, ${s.port}::integer, ${s.login}, ${s.at.toISOString()}::timestamptz)`));
-    // Only logins not seen before add to the summary, in the same statement.
-    const { rows } = await sql<{ added: string }>`
-      with seen (serial, host, source_address, port, login, at) as (values ${values}),
-      fresh as (
-        insert into certificate_logins (serial, host, source_address, port, login, at)
-        select distinct on (serial, host, source_address, port) * from seen
-        on conflict do nothing
-        returning *
-      ),
-      summed as (
-        insert into certificate_usage as u (serial, host, source_address, login, first_seen, last_seen, logins)
-        select serial, host, source_address, login, min(at), max(at), count(*) from fresh group by serial, host, source_address, login
-        on conflict (serial, host, source_address, login) do update set
-          first_seen = least(u.first_seen, excluded.first_seen),
-          last_seen = greatest(u.last_seen, excluded.last_seen),
-          logins = u.logins + excluded.logins
-        returning 1
-      )
-      select count(*)::text as added from fresh`.execute(db);
-    const added = Number(rows[0]!.added);
+    const added = await recordLogins(db, ours);
     result.matched += added;
     result.duplicate += ours.length - added;
   }

@@ -5,7 +5,8 @@
 // history up to there is the one signed. The first checkpoint that fails is
 // named by its line.
 
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { chainHashesAt } from '../db/chain.js';
 import type { Database } from '../db/schema.js';
 import { sshverify } from '../ssh/sshsig.js';
 import { CHECKPOINT_NAMESPACE, checkpointText, STREAMS, type Stream } from './chain.js';
@@ -66,13 +67,7 @@ export async function* readWitness(lines: AsyncIterable<string>, trustedKeys: re
 export type ChainLookup = (stream: Stream, positions: bigint[]) => Promise<{ length: bigint; hashes: Map<string, string> }>;
 
 export function dbChainLookup(db: Kysely<Database>): ChainLookup {
-  return async (stream, positions) => {
-    const { rows } = await sql<{ position: string; chain: string }>`
-      select position::text as position, encode(chain_hash, 'hex') as chain from chain_links
-      where stream = ${stream} and position = any(${positions.map(String)}::bigint[])`.execute(db);
-    const { rows: top } = await sql<{ n: string | null }>`select max(position)::text as n from chain_links where stream = ${stream}`.execute(db);
-    return { length: BigInt(top[0]?.n ?? 0), hashes: new Map(rows.map((r) => [r.position, r.chain])) };
-  };
+  return (stream, positions) => chainHashesAt(db, stream, positions);
 }
 
 export const describeEntry = (e: WitnessEntry) => `line ${e.line}: ${e.stream} checkpoint at position ${e.position} (signed ${e.at.toISOString()})`;

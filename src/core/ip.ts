@@ -1,5 +1,5 @@
 // IP addresses in one spelling, and networks of them. Pure: used by the
-// client-address resolution (http/forwarded.ts) and by login rate limits.
+// client-address resolution (core/forwarded.ts) and by login rate limits.
 
 import { isIP, isIPv4 } from 'node:net';
 

@@ -1,5 +1,6 @@
-// The policy as the program uses it, after the YAML file (CONTRACT.md "The
-// policy file") has been parsed and checked. Durations are whole seconds.
+// The policy as the program uses it, after the YAML file (README, "Access:
+// policy, requests, grants"; examples/policy.yaml shows every field) has been
+// parsed and checked. Durations are whole seconds.
 
 /** Who a rule names: `group:NAME` or `user:NAME` in the file. */
 export interface Subject {

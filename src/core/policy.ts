@@ -167,7 +167,7 @@ export function parsePolicy(text: string): Policy {
     const defaultDuration = secs(r.default_duration, Math.min(3600, maxDuration));
     within(defaultDuration, maxDuration, `${at}.default_duration`, 'the role max_duration');
     const autoApprove = (r.auto_approve ?? []).map((rule, index) => {
-      // A rule's cap above the role's is allowed (CONTRACT.md's example has one): the role's cap still applies.
+      // A rule's cap above the role's is allowed (examples/policy.yaml has one: 6h under a 4h role): the role's cap still applies.
       const ruleMax = Math.min(secs(rule.max_duration, maxDuration), maxDuration);
       let window: TimeWindow | null = null;
       if (rule.window) {

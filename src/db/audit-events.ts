@@ -3,7 +3,7 @@
 
 import type { Kysely, Transaction } from 'kysely';
 import { actorLabel, actorName, type Actor } from '../core/actor.js';
-import type { AuditEventRow, Database } from './schema.js';
+import type { Database } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -36,12 +36,4 @@ export async function appendEvent(db: Db, e: AuditEvent): Promise<void> {
       details: JSON.stringify({ ...e.details, ...(label === undefined ? {} : { actor_label: label }) }),
     })
     .execute();
-}
-
-export async function listEvents(db: Db, filter: { action?: string; target?: string; actor?: string; limit?: number } = {}): Promise<AuditEventRow[]> {
-  let q = db.selectFrom('audit_events').selectAll();
-  if (filter.action) q = q.where('action', '=', filter.action);
-  if (filter.target) q = q.where('target', '=', filter.target);
-  if (filter.actor) q = q.where('actor', '=', filter.actor);
-  return q.orderBy('id').limit(filter.limit ?? 1000).execute();
 }

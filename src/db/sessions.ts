@@ -18,12 +18,10 @@ export async function insertSession(db: Db, s: { tokenHash: Buffer; username: st
     .execute();
 }
 
-/** The session's user when the session is live and the user enabled; checked on every request. */
-export async function findLiveSession(db: Db, tokenHash: Buffer, now: Date): Promise<SessionUser | undefined> {
-  return (await findLiveSessions(db, [tokenHash], now)).get(tokenHash.toString('hex'));
-}
-
-/** The live sessions among `tokenHashes`, by the hex of their hash: one statement for many requests. */
+/**
+ * The live sessions among `tokenHashes` (live, and their user enabled; checked on every request),
+ * by the hex of their hash: one statement for many requests.
+ */
 export async function findLiveSessions(db: Db, tokenHashes: Buffer[], now: Date): Promise<Map<string, SessionUser>> {
   const rows = await db
     .selectFrom('sessions')

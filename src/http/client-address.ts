@@ -1,10 +1,10 @@
 // The client's address as login rate limits and the audit log see it: the
 // socket's peer, or, when that peer is a configured trusted proxy, the client
-// its X-Forwarded-For or Forwarded header names (see forwarded.ts).
+// its X-Forwarded-For or Forwarded header names (see core/forwarded.ts).
 
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context } from 'hono';
-import { resolveClientAddress, type TrustedProxies } from './forwarded.js';
+import { resolveClientAddress, type TrustedProxies } from '../core/forwarded.js';
 
 /** The peer's address as the socket sees it; null when there is no socket (in-process tests). */
 export function socketAddress(c: Context): string | null {

@@ -14,8 +14,9 @@
 // <https://evil|link>. The JSON fields beside it carry the values as written.
 
 import { createHmac } from 'node:crypto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { NotificationEvent, WebhookTarget } from '../core/policy-types.js';
+import { claimDueNotifications, insertNotifications, markAttemptFailed, markDelivered } from '../db/notifications.js';
 import type { Database, NotificationRow } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import { every, type Periodic } from './periodic.js';
@@ -64,10 +65,7 @@ export async function enqueue(trx: Transaction<Database> | Kysely<Database>, web
   const notify = n.notify.filter((who) => who !== `user:${n.actor}`);
   const text = typeof n.text === 'string' ? escapeSlack(n.text) : n.text.slack;
   const body = JSON.stringify({ event: n.event, text, actor: n.actor, notify, request: n.request, at: now.toISOString() });
-  await trx
-    .insertInto('notifications')
-    .values(targets.map((w) => ({ event: n.event, url: w.url, body, status: 'pending' as const, next_attempt_at: now, created_at: now, last_error: null, delivered_at: null })))
-    .execute();
+  await insertNotifications(trx, { event: n.event, body, at: now }, targets.map((w) => w.url));
 }
 
 export interface NotifierDeps {
@@ -96,12 +94,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   /** Takes due rows with a lease, so two instances never send the same one at once. */
   async function claim(at: Date): Promise<NotificationRow[]> {
     const lease = new Date(at.getTime() + LEASE_SECONDS * 1000);
-    const { rows } = await sql<NotificationRow>`
-      update notifications set next_attempt_at = ${lease}
-      where id in (select id from notifications where status = 'pending' and next_attempt_at <= ${at}
-                   order by id limit 20 for update skip locked)
-      returning *`.execute(deps.db);
-    return rows;
+    return claimDueNotifications(deps.db, at, lease, 20);
   }
 
   async function send(row: NotificationRow): Promise<void> {
@@ -125,15 +118,11 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     const attempts = row.attempts + 1;
     const at = now();
     if (error === null) {
-      await deps.db.updateTable('notifications').set({ status: 'delivered', attempts, delivered_at: at, last_error: null }).where('id', '=', row.id).execute();
+      await markDelivered(deps.db, row.id, attempts, at);
       return;
     }
     const failed = attempts >= MAX_ATTEMPTS;
-    await deps.db
-      .updateTable('notifications')
-      .set({ status: failed ? 'failed' : 'pending', attempts, last_error: error, next_attempt_at: new Date(at.getTime() + backoff(attempts) * 1000) })
-      .where('id', '=', row.id)
-      .execute();
+    await markAttemptFailed(deps.db, row.id, { attempts, error, final: failed, retryAt: new Date(at.getTime() + backoff(attempts) * 1000) });
     (failed ? deps.logger.warn : deps.logger.info)(failed ? 'webhook delivery failed for good' : 'webhook delivery failed; will retry', {
       notification: row.id,
       event: row.event,

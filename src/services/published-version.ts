@@ -3,7 +3,8 @@
 // instance and every restart agree on it, and a signing time that moves on by
 // itself, so that a server can tell a current document from a replayed one.
 
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { publishDigest, readVersion, type VersionTable } from '../db/published-versions.js';
 import type { Database } from '../db/schema.js';
 
 /**
@@ -27,17 +28,11 @@ export interface PublishedVersion {
  * statement decides, so instances that publish at once cannot both take the
  * same version for different content; the common case (nothing changed) only reads.
  */
-export async function publishedVersion(db: Kysely<Database>, table: 'krl_state' | 'ca_keys_state', digest: string, at: Date): Promise<PublishedVersion> {
-  const current = await db.selectFrom(table).select(['version', 'digest', 'generated_at']).where('id', '=', 1).executeTakeFirst();
-  if (current && current.digest === digest) return { version: String(current.version), since: new Date(current.generated_at) };
-  const { rows } = await sql<{ version: string; generated_at: Date }>`
-    insert into ${sql.table(table)} as k (id, version, digest, generated_at) values (1, 1, ${digest}, ${at})
-    on conflict (id) do update set
-      version = case when k.digest = ${digest} then k.version else k.version + 1 end,
-      generated_at = case when k.digest = ${digest} then k.generated_at else ${at} end,
-      digest = ${digest}
-    returning version, generated_at`.execute(db);
-  return { version: String(rows[0]!.version), since: new Date(rows[0]!.generated_at) };
+export async function publishedVersion(db: Kysely<Database>, table: VersionTable, digest: string, at: Date): Promise<PublishedVersion> {
+  const current = await readVersion(db, table);
+  if (current && current.digest === digest) return { version: current.version, since: current.generated_at };
+  const published = await publishDigest(db, table, digest, at);
+  return { version: published.version, since: published.generated_at };
 }
 
 /**

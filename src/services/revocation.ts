@@ -14,6 +14,7 @@ import type { Kysely } from 'kysely';
 import { actorName, type Actor } from '../core/actor.js';
 import { DomainError } from '../core/errors.js';
 import { appendEvent } from '../db/audit-events.js';
+import { certificateState } from '../db/certificate-state.js';
 import { findRequest, lockLiveGrants } from '../db/requests.js';
 import { revokedStillValid, revokeLiveCertificates } from '../db/revocations.js';
 import { endGrants } from './grant-end.js';
@@ -81,8 +82,8 @@ export function createRevocationService(deps: RevocationDeps): RevocationService
         const which = target.serial ? { serial: target.serial } : target.user ? { username: target.user } : { grantIds: [...new Set([target.request!, ...grants.map((g) => g.id)])] };
         const revoked = await revokeLiveCertificates(trx, which, { reason, actor: actorName(actor), at });
         if (target.serial && revoked.length === 0) {
-          const any = await trx.selectFrom('certificates').select(['serial', 'valid_before']).where('serial', '=', target.serial).executeTakeFirst();
-          const already = any && any.valid_before > at && (await trx.selectFrom('revocations').select('serial').where('serial', '=', target.serial).executeTakeFirst());
+          const any = await certificateState(trx, target.serial);
+          const already = any && any.valid_before > at && any.revoked;
           if (!already) throw new DomainError(any ? 'conflict' : 'not_found', any ? `certificate ${target.serial} has already expired: nothing to revoke` : `no certificate with serial ${target.serial}`);
         }
         // The grants' certificates were logged as they were revoked with their grants; this event lists the rest.

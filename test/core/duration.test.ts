@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatDuration, parseDuration } from '../../src/core/duration.js';
 
-test('ok: durations in the CONTRACT forms parse to seconds and format back', () => {
+test('ok: durations in the documented forms (90s, 15m, 2h, 1h30m) parse to seconds and format back', () => {
   const cases: Array<[string, number]> = [['90s', 90], ['15m', 900], ['2h', 7200], ['1h30m', 5400], ['1d', 86400], ['1d2h3m4s', 93784]];
   for (const [text, secs] of cases) {
     assert.equal(parseDuration(text), secs, text);

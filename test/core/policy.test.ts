@@ -17,7 +17,7 @@ function problems(text: string): string[] {
 
 const role = (body: string) => `roles:\n  web:\n    principals: [deploy]\n    requesters: [group:eng]\n    approval: {approvers: [group:leads], required: 1}\n${body}`;
 
-test('ok-example: the shipped example (CONTRACT.md\'s shape) parses with its values', () => {
+test('ok-example: the shipped example (examples/policy.yaml, every field) parses with its values', () => {
   const text = readFileSync(EXAMPLE_POLICY, 'utf8');
   const p = parsePolicy(text);
   assert.equal(p.digest, createHash('sha256').update(text).digest('hex'));

@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { openDatabase } from '../../src/db/index.js';
 import { POSTGRES_URL, createPostgresDatabase } from '../helpers/db.js';
 import { secretOf } from '../helpers/identity.js';

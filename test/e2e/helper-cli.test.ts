@@ -198,9 +198,12 @@ for (const backend of backends) {
       const badLogin = await helper('bob', ['login', '--user', 'bob', '--password-stdin', '--totp', '000000'], 'wrong-password-here\n');
       assert.equal(badLogin.code, 1);
       assert.equal(badLogin.stderr, 'jit-ssh: invalid username, password or code\n');
+      // A refused request is a failure: its one-line reason goes to stderr, nothing to stdout.
       const denied = await helper('bob', ['request', 'nope', '--for', '1h', '--reason', 'there is no such role']);
       assert.equal(denied.code, 1);
-      assert.match(denied.stdout, /^denied: there is no role nope/);
+      assert.match(denied.stderr, /^denied: there is no role nope/);
+      assert.match(denied.stderr, /^[^\n]*\n$/, 'one line');
+      assert.equal(denied.stdout, '');
       const usage = await helper('bob', ['request', 'shell', '--for', 'soon', '--reason', 'valid reason here']);
       assert.equal(usage.code, 2);
       assert.match(usage.stderr, /--for soon: write a duration/);
@@ -212,6 +215,19 @@ for (const backend of backends) {
       const dry = await helper('bob', ['request', 'shell', '--for', '10m', '--reason', 'what would policy say', '--dry-run', '--json']);
       assert.equal(dry.code, 0);
       assert.equal(JSON.parse(dry.stdout).status, 'pending');
+    });
+
+    test('fail: a refused request says why on stderr and exits 1; with --json the request is still printed on stdout', async () => {
+      const r = await helper('bob', ['request', 'nope', '--for', '1h', '--reason', 'there is no such role', '--json']);
+      assert.equal(r.code, 1);
+      const filed = JSON.parse(r.stdout);
+      assert.equal(filed.status, 'denied');
+      assert.equal(filed.role, 'nope');
+      assert.match(filed.decision.reason, /there is no role nope/);
+      assert.equal(r.stderr, `denied: ${filed.close_reason ?? filed.decision.reason} (request ${filed.id})\n`);
+      // The request was filed, and the server keeps it as denied.
+      const listed = JSON.parse((await helper('bob', ['requests', '--json'])).stdout).requests;
+      assert.equal(listed.find((x: { id: string }) => x.id === filed.id)?.status, 'denied');
     });
 
     test('ok: logout ends the session on the server too', async () => {

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { passwordWork } from '../../src/auth/password.js';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { getThrottle } from '../../src/db/throttle.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { identity, TestClock, totpAt } from '../helpers/identity.js';

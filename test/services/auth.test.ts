@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { admins, auditors, requireRole, requireUser } from '../../src/http/middleware/auth.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { identity, TestClock, totpAt } from '../helpers/identity.js';

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { identity, TestClock } from '../helpers/identity.js';
 import { tempDir, userKey } from '../helpers/keys.js';

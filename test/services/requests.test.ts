@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { findCertificateBySerial } from '../helpers/certificate-rows.js';
 import { parseCertificate } from '../../src/ssh/certificate-parse.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { parsePolicy, PolicyError } from '../../src/core/policy.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { identity, TestClock, totpAt } from '../helpers/identity.js';

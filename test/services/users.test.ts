@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { pruneSessions } from '../../src/db/sessions.js';
 import { pruneThrottle } from '../../src/db/throttle.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';

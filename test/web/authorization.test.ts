@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { TestClock } from '../helpers/identity.js';
 import { WORKFLOW_POLICY } from '../helpers/policies.js';

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { listEvents } from '../../src/db/audit-events.js';
+import { listEvents } from '../helpers/events.js';
 import { CONTENT_SECURITY_POLICY } from '../../src/web/security.js';
 import { BACKENDS, type TestDb } from '../helpers/db.js';
 import { TestClock, totpAt } from '../helpers/identity.js';

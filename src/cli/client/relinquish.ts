@@ -3,7 +3,7 @@
 // refuse them once they have the new KRL; the local copy is useless from then on.
 
 import { UsageError } from '../run.js';
-import { session, type Context } from './commands.js';
+import { session, type Context } from './context.js';
 
 export async function relinquish(ctx: Context, id: string | undefined): Promise<number> {
   if (!id) throw new UsageError('usage: jit-ssh relinquish REQUEST_ID');

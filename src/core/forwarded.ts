@@ -1,7 +1,8 @@
 // Which address a request came from, when reverse proxies stand between:
 // parsing X-Forwarded-For and RFC 7239 Forwarded, and the trusted proxies'
-// networks. Pure (no hono, no sockets) so config.ts can check the setting and
-// tests can drive it from a table.
+// networks. Pure (no hono, no sockets): the configuration checks the setting
+// with it, http/client-address.ts applies it to each request, and tests drive
+// it from a table.
 //
 // Only a configured trusted proxy is believed: anyone else could write any
 // address there. The chain is read from the right (the hop nearest to us)
@@ -11,10 +12,10 @@
 // is refused (400), never guessed at.
 
 import { BlockList, isIP, isIPv4 } from 'node:net';
-import { DomainError } from '../core/errors.js';
-import { canonicalIp, networkOf } from '../core/ip.js';
+import { DomainError } from './errors.js';
+import { canonicalIp, networkOf } from './ip.js';
 
-export { canonicalIp } from '../core/ip.js';
+export { canonicalIp } from './ip.js';
 
 /** A set of networks (CIDRs), parsed from `10.0.0.0/8, 192.168.1.7, 2001:db8::/32`. */
 export interface TrustedProxies {

@@ -1,0 +1,17 @@
+// How a grant was approved, and its review, as the CSV and Markdown cells write them.
+
+import type { ReportGrant } from './report-types.js';
+
+/** How a grant was approved, in one cell: auto:<rule>, approved:<approvers>, break-glass. */
+export function approvalText(g: ReportGrant): string {
+  if (g.approval === 'break_glass') return 'break-glass';
+  if (g.approval === 'auto') return `auto:${g.rule}`;
+  return `approved:${g.approvers.join(',')}`;
+}
+
+/** A break-glass grant's review in one cell: open, or acknowledged by whom and when, with the comment. */
+export function reviewText(g: ReportGrant): string {
+  if (!g.review) return '';
+  if (g.review.status === 'open') return 'open';
+  return `acknowledged by ${g.review.by} at ${g.review.at}${g.review.comment ? `: ${g.review.comment}` : ''}`;
+}
