@@ -6,7 +6,7 @@ import { canBreakGlass, canRequest, needsApproval } from '../core/decide.js';
 import { formatDuration } from '../core/duration.js';
 import { isLive } from '../core/grant.js';
 import type { Decision, Policy, Requester, Role } from '../core/policy-types.js';
-import { approvalsFor, grantsFor } from '../db/requests.js';
+import { approvalsFor, findGrants } from '../db/requests.js';
 import type { ApprovalRow, Database, GrantRow, RequestRow, RequestStatus } from '../db/schema.js';
 import { grantFacts } from './grant-end.js';
 
@@ -114,8 +114,7 @@ function view(policy: Policy, r: RequestRow, approvals: ApprovalRow[], grant: Gr
 /** Views of `rows` at `at`, with their decisions and grants (an extension shows the grant it extends). */
 export async function requestViews(db: Kysely<Database> | Transaction<Database>, policy: Policy, rows: RequestRow[], at: Date): Promise<RequestView[]> {
   const approvals = await approvalsFor(db, rows.map((r) => r.id));
-  const grants = await grantsFor(db, rows.map((r) => r.extends_grant ?? r.id));
-  const byId = new Map(grants.map((g) => [g.id, g]));
+  const byId = await findGrants(db, rows.map((r) => r.extends_grant ?? r.id));
   return rows.map((r) => view(policy, r, approvals, byId.get(r.extends_grant ?? r.id), at));
 }
 
