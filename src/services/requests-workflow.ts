@@ -11,7 +11,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { decide } from '../core/decide.js';
 import type { Holder } from '../core/grant.js';
-import { expiryReport, precheck, refusalError, transition, type LifeEvent, type Person } from '../core/grant-life.js';
+import { expiryReport, precheck, refusalError, transition, type LifeEvent, type Outcome, type Person } from '../core/grant-life.js';
 import type { Policy } from '../core/policy-types.js';
 import { parseAccessInput } from '../core/request-input.js';
 import { approvalsFor, expirePending, findRequest, liveGrantHolders, lockGrant, lockLiveGrants, lockRequest } from '../db/requests.js';
@@ -39,7 +39,8 @@ const holder = (u: { name: string; groups: readonly string[]; enabled: boolean }
 
 export function createWorkflow(deps: WorkflowDeps): Workflow {
   const { db, now } = deps;
-  const run = <T>(fn: Parameters<typeof inTransaction<T>>[3], clock = now) => inTransaction(db, clock, () => deps.policy().webhooks, fn);
+  type Settle = (out: Outcome) => Promise<EndedGrants>;
+  const run = <T>(fn: (trx: Transaction<Database>, at: Date, settle: Settle) => Promise<T>, clock = now) => inTransaction(db, clock, () => deps.policy().webhooks, fn);
 
   /** Refuses what no state could make acceptable before a transaction is opened for it. */
   function early(event: LifeEvent): void {
@@ -51,6 +52,7 @@ export function createWorkflow(deps: WorkflowDeps): Workflow {
     const event: LifeEvent = { kind: verdict, id, by: person(caller), comment, ...(caller.stepUp ? { stepUp: caller.stepUp } : {}) };
     early(event);
     return run(async (trx, at, settle) => {
+      // The grant an extension extends first, then the request (see above): the other order deadlocks against a grant ending.
       const extended = (await findRequest(trx, id))?.extends_grant;
       const grant = extended ? await lockGrant(trx, extended) : undefined;
       const r = await lockRequest(trx, id);
@@ -64,8 +66,10 @@ export function createWorkflow(deps: WorkflowDeps): Workflow {
   }
 
   /** Runs `event` on grant `grantId`, locked; returns what it ended. */
-  const onGrant = (trx: Transaction<Database>, at: Date, settle: (o: ReturnType<typeof transition>) => Promise<EndedGrants>, grantId: string, event: LifeEvent) =>
-    lockGrant(trx, grantId).then((g) => settle(transition({ approvals: [], grant: g && grantState(g) }, event, deps.policy(), at)));
+  async function onGrant(trx: Transaction<Database>, at: Date, settle: Settle, grantId: string, event: LifeEvent): Promise<EndedGrants> {
+    const g = await lockGrant(trx, grantId);
+    return settle(transition({ approvals: [], grant: g && grantState(g) }, event, deps.policy(), at));
+  }
 
   return {
     async create(caller, input, dryRun) {
