@@ -3,7 +3,7 @@
 // storage; the caller stores the answer with the request.
 
 import { formatDuration } from './duration.js';
-import type { AccessRequest, Decision, Policy, Requester, Role, Subject, TimeWindow } from './policy-types.js';
+import type { AccessRequest, AutoApproveRule, Decision, Policy, Requester, Role, Subject, TimeWindow } from './policy-types.js';
 
 export function matchesSubjects(subjects: readonly Subject[], who: Requester): boolean {
   return subjects.some((s) => (s.kind === 'user' ? s.name === who.name : who.groups.includes(s.name)));
@@ -21,9 +21,24 @@ export function canBreakGlass(role: Role, who: Requester): boolean {
   return !!role.breakGlass && inLists(role.breakGlass.groups, role.breakGlass.users, who);
 }
 
+/** Named by the role's approval rule as one of its approvers. */
+export function isApprover(role: Role, who: Requester): boolean {
+  return !!role.approval && matchesSubjects(role.approval.approvers, who);
+}
+
 /** An approver of the role, and never the requester of the request. */
 export function canApprove(role: Role, approver: Requester, requesterName: string): boolean {
-  return approver.name !== requesterName && !!role.approval && matchesSubjects(role.approval.approvers, approver);
+  return approver.name !== requesterName && isApprover(role, approver);
+}
+
+/** Does the auto-approve rule speak of `who`? A rule naming nobody speaks of everyone who may request. */
+export function ruleCovers(rule: AutoApproveRule, who: Requester): boolean {
+  return (rule.groups.length === 0 && rule.users.length === 0) || inLists(rule.groups, rule.users, who);
+}
+
+/** Needs every request of `who` for `role` a person's approval? No when some auto-approve rule covers them (its other conditions aside). */
+export function needsApproval(role: Role, who: Requester): boolean {
+  return !role.autoApprove.some((rule) => ruleCovers(rule, who));
 }
 
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
@@ -80,8 +95,8 @@ export function decide(policy: Policy, who: Requester, req: AccessRequest, now: 
   if (role.requireTicket && !req.ticket) return denied('ticket-required', `${role.name} requires a ticket`);
 
   for (const rule of role.autoApprove) {
+    if (!ruleCovers(rule, who)) continue;
     const anyone = rule.groups.length === 0 && rule.users.length === 0;
-    if (!anyone && !inLists(rule.groups, rule.users, who)) continue;
     if (req.duration > rule.maxDuration) continue;
     if (rule.requireTicket && !req.ticket) continue;
     if (rule.window && !inWindow(rule.window, now)) continue;

@@ -1,6 +1,7 @@
 // The rules of a grant's life that do not depend on storage: when it is live,
 // who may keep holding it, and how far it may be extended. Pure: the caller
-// brings the clock and the rows.
+// brings the clock and the rows. The transitions built on them (filing,
+// approving, extending, ending) are in grant-life.ts.
 
 import { formatDuration } from './duration.js';
 import { canBreakGlass, canRequest } from './decide.js';

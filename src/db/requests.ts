@@ -63,23 +63,15 @@ export async function insertGrant(db: Db, g: Omit<GrantRow, 'relinquished_at' | 
   await db.insertInto('grants').values(g).execute();
 }
 
-export async function findGrant(db: Db, id: string): Promise<GrantRow | undefined> {
-  return db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
-}
-
 /** Grants by id, one statement for many. */
 export async function findGrants(db: Db, ids: string[]): Promise<Map<string, GrantRow>> {
+  if (ids.length === 0) return new Map();
   const rows = await db.selectFrom('grants').selectAll().where('id', 'in', ids).execute();
   return new Map(rows.map((g) => [g.id, g]));
 }
 
 export async function lockGrant(trx: Transaction<Database>, id: string): Promise<GrantRow | undefined> {
   return trx.selectFrom('grants').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
-}
-
-export async function grantsFor(db: Db, ids: string[]): Promise<GrantRow[]> {
-  if (ids.length === 0) return [];
-  return db.selectFrom('grants').selectAll().where('id', 'in', ids).execute();
 }
 
 export async function updateGrant(db: Db, id: string, patch: Partial<Pick<GrantRow, 'ends_at' | 'reviewed_by' | 'reviewed_at' | 'review_comment'>>): Promise<void> {
@@ -96,6 +88,8 @@ export async function endGrantRow(trx: Transaction<Database>, id: string, end: {
     .executeTakeFirst();
   return r.numUpdatedRows > 0n;
 }
+
+// "Live" below is core/grant.ts's isLive in SQL: not ended, and `at` before its end.
 
 /**
  * Grants still live at `at`, locked for the rest of the transaction, in id order
@@ -136,7 +130,7 @@ export async function closePendingExtensions(trx: Transaction<Database>, grantId
     .execute();
 }
 
-/** Marks pending requests past their TTL as expired; returns them. */
+/** Marks pending requests past their TTL as expired (core/grant-life-requests.ts's isOverdue in SQL); returns them. */
 export async function expirePending(trx: Transaction<Database>, now: Date): Promise<RequestRow[]> {
   return trx
     .updateTable('requests')

@@ -15,7 +15,7 @@ export interface RevokeWhich {
 }
 
 /** Live certificates matching `which`, with their ends. */
-export async function liveCertificates(db: Db, which: RevokeWhich, at: Date): Promise<Array<{ serial: string; valid_before: Date }>> {
+async function liveCertificates(db: Db, which: RevokeWhich, at: Date): Promise<Array<{ serial: string; valid_before: Date }>> {
   if (which.grantIds && which.grantIds.length === 0) return [];
   let q = db.selectFrom('certificates').select(['serial', 'valid_before']).where('valid_before', '>', at);
   if (which.serial !== undefined) q = q.where('serial', '=', which.serial);

@@ -13,8 +13,9 @@
 // it) or refused after it.
 
 import type { Transaction } from 'kysely';
-import { actorName, type Actor } from '../core/actor.js';
+import { actorName } from '../core/actor.js';
 import type { GrantFacts } from '../core/grant.js';
+import { endReport, extensionCloseReason, revocationReason, type GrantEnding, type GrantState } from '../core/grant-life.js';
 import { appendEvent } from '../db/audit-events.js';
 import { closePendingExtensions, endGrantRow } from '../db/requests.js';
 import { revokeLiveCertificates } from '../db/revocations.js';
@@ -25,6 +26,20 @@ export function grantFacts(g: GrantRow): GrantFacts {
   return { username: g.username, role: g.role, startsAt: g.starts_at, endsAt: g.ends_at, breakGlass: g.break_glass, endedAt: g.ended_at };
 }
 
+/** A grant row as the core's transitions see it. */
+export function grantState(g: GrantRow): GrantState {
+  return {
+    ...grantFacts(g),
+    id: g.id,
+    relinquishedAt: g.relinquished_at,
+    endedBy: g.ended_by,
+    endReason: g.end_reason,
+    reviewedBy: g.reviewed_by,
+    reviewedAt: g.reviewed_at,
+    reviewComment: g.review_comment,
+  };
+}
+
 export interface EndedGrants {
   /** Ids of the grants that ended now. */
   ended_grants: string[];
@@ -32,44 +47,19 @@ export interface EndedGrants {
   revoked: string[];
 }
 
-export interface GrantEnd {
+export interface GrantEnd extends GrantEnding {
   at: Date;
-  /** Who ended it, as the audit log names actors. */
-  actor: Actor;
-  reason: string;
-  /** The reason recorded with each revoked certificate; default "grant ID ended: REASON". */
-  revocationReason?: string;
-  clientAddress?: string | null;
-  /** The holder gave it up (recorded as relinquished, event `grant.relinquish`); otherwise `grant.end`. */
-  relinquished?: boolean;
-  /** Why, for the audit log: `relinquish`, `revoke`, `user.disable`, `ineligible`, ... */
-  cause: string;
 }
 
-/** Ends `grants` (locked by the caller, live); returns what ended and what was revoked. */
-export async function endGrants(trx: Transaction<Database>, grants: readonly GrantRow[], end: GrantEnd): Promise<EndedGrants> {
+/** Ends `grants` (locked by the caller, live); returns what ended and what was revoked. An ended grant is left as it is. */
+export async function endGrants(trx: Transaction<Database>, grants: ReadonlyArray<Pick<GrantRow, 'id' | 'username' | 'role'>>, end: GrantEnd): Promise<EndedGrants> {
   const out: EndedGrants = { ended_grants: [], revoked: [] };
+  const by = actorName(end.actor);
   for (const g of grants) {
-    if (!(await endGrantRow(trx, g.id, { at: end.at, by: actorName(end.actor), reason: end.reason, relinquished: end.relinquished === true }))) continue;
-    const revocationReason = end.revocationReason ?? `grant ${g.id} ended: ${end.reason}`;
-    const revoked = await revokeLiveCertificates(trx, { grantIds: [g.id] }, { reason: revocationReason, actor: actorName(end.actor), at: end.at });
-    const closed = await closePendingExtensions(trx, g.id, end.at, `the grant ended: ${end.reason}`);
-    await appendEvent(trx, {
-      at: end.at,
-      actor: end.actor,
-      action: end.relinquished ? 'grant.relinquish' : 'grant.end',
-      target: g.id,
-      outcome: 'ok',
-      clientAddress: end.clientAddress ?? null,
-      details: { cause: end.cause, reason: end.reason, holder: g.username, role: g.role, revoked, ...(closed.length > 0 ? { closed_extensions: closed.map((r) => r.id) } : {}) },
-    });
-    // Each revocation has its certificate.revoke event, however it came about.
-    if (revoked.length > 0) {
-      await appendEvent(trx, { at: end.at, actor: end.actor, action: 'certificate.revoke', target: g.id, outcome: 'ok', clientAddress: end.clientAddress ?? null, details: { reason: revocationReason, serials: revoked, grant: g.id } });
-    }
-    for (const r of closed) {
-      await appendEvent(trx, { at: end.at, actor: 'jit-ssh', action: 'request.cancel', target: r.id, outcome: 'ok', clientAddress: null, details: { reason: `grant ${g.id} ended` } });
-    }
+    if (!(await endGrantRow(trx, g.id, { at: end.at, by, reason: end.reason, relinquished: end.relinquished === true }))) continue;
+    const revoked = await revokeLiveCertificates(trx, { grantIds: [g.id] }, { reason: revocationReason(g.id, end), actor: by, at: end.at });
+    const closed = await closePendingExtensions(trx, g.id, end.at, extensionCloseReason(end));
+    for (const e of endReport(g, end, revoked, closed.map((r) => r.id))) await appendEvent(trx, { at: end.at, outcome: 'ok', ...e });
     out.ended_grants.push(g.id);
     out.revoked.push(...revoked);
   }
