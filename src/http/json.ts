@@ -23,7 +23,35 @@ export async function jsonBody(c: Context): Promise<Record<string, unknown>> {
     throw new HttpProblem(400, 'Bad Request', 'the request body must be a JSON object');
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpProblem(400, 'Bad Request', 'the request body must be a JSON object');
+  if (!wellFormed(body)) throw new HttpProblem(400, 'Bad Request', 'the request body holds a string that is not valid Unicode (a lone surrogate escape such as \\udfff)');
   return body as Record<string, unknown>;
+}
+
+const LONE_SURROGATE = /\p{Cs}/u; // with the u flag a proper pair reads as one code point, never Cs
+
+/**
+ * Whether every string in a parsed JSON value, names included, is valid Unicode.
+ * JSON lets a body escape half of a surrogate pair (`"\udfff"`), which no UTF-8
+ * text can hold: the database refuses it as text or jsonb, so it is refused here
+ * as the client's mistake, before any route stores it.
+ */
+function wellFormed(value: unknown): boolean {
+  // A loop, not recursion: a body may nest as deep as JSON.parse allows.
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const v = pending.pop();
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) return false;
+    } else if (Array.isArray(v)) {
+      for (const inner of v) pending.push(inner);
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, inner] of Object.entries(v)) {
+        if (LONE_SURROGATE.test(k)) return false;
+        pending.push(inner);
+      }
+    }
+  }
+  return true;
 }
 
 /**
