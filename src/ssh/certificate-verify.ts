@@ -48,7 +48,7 @@ export function certificateChecker(caPublicKeyBlob: Buffer): CertificateCheck {
     if (!sameOptions(c.extensions, spec.extensions.map((e) => [e, ''] as const))) return 'its extensions differ';
     if (!c.signatureKey.equals(caPublicKeyBlob)) return 'it names another CA key';
     try {
-      if (!(await verify(c.signedBody, c.signature))) return 'its signature does not verify against the CA key';
+      if (!verify(c.signedBody, c.signature)) return 'its signature does not verify against the CA key';
     } catch (e) {
       if (e instanceof WireError) return `its signature is malformed: ${e.message}`;
       throw e;
