@@ -1,7 +1,7 @@
 // Checking a CA's signature over a certificate body: the CA public key read
 // from its wire encoding, the SSH signature blob unwrapped to what node:crypto
-// verifies. Synchronous for reading certificates back; asynchronous (libuv's
-// thread pool, as signing is) for checking every certificate the CA mints.
+// verifies: for reading certificates back, and, with the CA key imported once,
+// for checking every certificate the CA mints before it is logged.
 
 import { createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { SshReader, WireError } from './wire.js';
