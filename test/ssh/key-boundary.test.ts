@@ -28,7 +28,7 @@ const RULES: Array<{ what: string; pattern: RegExp; allowed: Record<string, stri
   {
     what: 'parsing or building a private key',
     pattern: /\bcreatePrivateKey\b|\bparsePrivateKey\b/,
-    allowed: { 'src/ssh/ca-key.ts': 'loads the CA key file', 'src/config.ts': 'checks the HTTPS key (not the CA key) at start-up' },
+    allowed: { 'src/ssh/ca-key.ts': 'loads the CA key file', 'src/config/tls.ts': 'checks the HTTPS key (not the CA key) at start-up' },
   },
   {
     what: 'making a Signer from a key object',
