@@ -2,6 +2,7 @@
 // caps on its lists.
 
 import type { Period } from '../db/report-period.js';
+import type { PeriodTotals } from '../db/report-queries.js';
 
 /** One period [since, until). */
 export type ReportPeriod = Period;
@@ -101,20 +102,7 @@ export interface ReportRevocation {
 export interface AccessReport {
   period: { since: string; until: string };
   generated_at: string;
-  totals: {
-    /** Requests filed in the period (extensions included), then by their status now. */
-    requests: number;
-    approved: number;
-    pending: number;
-    denied: number;
-    expired: number;
-    cancelled: number;
-    /** Grants that started in the period. */
-    grants: number;
-    certificates: number;
-    /** People who filed a request or held a grant that started in the period. */
-    users: number;
-  };
+  totals: PeriodTotals;
   grants_by_role: Bounded<{ role: string } & GrantTotals>;
   grants_by_user: Bounded<{ user: string } & GrantTotals>;
   break_glass: {

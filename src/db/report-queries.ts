@@ -6,15 +6,19 @@ import { grantsIn, requestsIn, type Db, type Period } from './report-period.js';
 
 const n = (v: unknown) => Math.round(Number(v ?? 0));
 
+/** The access review's totals for a period. */
 export interface PeriodTotals {
+  /** Requests filed in the period (extensions included), then by their status now. */
   requests: number;
   approved: number;
   pending: number;
   denied: number;
   expired: number;
   cancelled: number;
+  /** Grants that started in the period. */
   grants: number;
   certificates: number;
+  /** People who filed a request or held a grant that started in the period. */
   users: number;
 }
 
