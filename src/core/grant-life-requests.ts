@@ -175,9 +175,10 @@ export function decideOn(s: LifeState, e: Of<'approve' | 'deny'>, policy: Policy
   }
   if (s.approvals.some((a) => a.approver === me)) return refuse('conflict', `you have already decided request ${e.id}`);
   const stepUp = e.stepUp ? { step_up: { method: e.stepUp.method, at: e.stepUp.at } } : {};
+  const auth = e.by.auth ? { auth: e.by.auth } : {};
   const effects: Effect[] = [
     { kind: 'record-decision', requestId: r.id, approval: { approver: me, decision: e.kind, comment: text, at: now, clientAddress: e.by.clientAddress } },
-    audit(e.by, e.kind === 'approve' ? 'request.approve' : 'request.deny', r.id, { comment: text, ...stepUp }),
+    audit(e.by, e.kind === 'approve' ? 'request.approve' : 'request.deny', r.id, { comment: text, ...stepUp, ...auth }),
   ];
   if (e.kind === 'deny') {
     effects.push(

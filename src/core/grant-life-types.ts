@@ -2,6 +2,7 @@
 // reads, the events, the effects it decides and the refusals it gives.
 
 import { actorName, type Actor } from './actor.js';
+import type { SessionAuth } from './auth-method.js';
 import { DomainError, type ErrorCode } from './errors.js';
 import type { GrantFacts, Holder } from './grant.js';
 import type { NotificationEvent } from './policy-types.js';
@@ -15,6 +16,8 @@ export interface Person {
   isAuditor: boolean;
   /** Where they called from, recorded with what they did. */
   clientAddress: string | null;
+  /** How their session was authenticated, recorded with their decisions. */
+  auth?: SessionAuth;
 }
 
 /** A fresh second factor given for one decision. */

@@ -45,6 +45,8 @@ export interface SessionsTable {
   expires_at: Date;
   revoked_at: Date | null;
   client_address: string | null;
+  /** A SessionAuth (src/core/auth-method.ts), written as JSON text. */
+  auth: ColumnType<unknown, string | undefined, never>;
 }
 
 export interface LoginThrottleTable {

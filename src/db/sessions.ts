@@ -1,6 +1,7 @@
 // Login sessions, found by the hash of their bearer token.
 
 import type { Kysely, Transaction } from 'kysely';
+import { asSessionAuth, type SessionAuth } from '../core/auth-method.js';
 import type { Database } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -9,12 +10,13 @@ export interface SessionUser {
   username: string;
   groups: string[];
   expiresAt: Date;
+  auth: SessionAuth;
 }
 
-export async function insertSession(db: Db, s: { tokenHash: Buffer; username: string; createdAt: Date; expiresAt: Date; clientAddress: string | null }): Promise<void> {
+export async function insertSession(db: Db, s: { tokenHash: Buffer; username: string; createdAt: Date; expiresAt: Date; clientAddress: string | null; auth: SessionAuth }): Promise<void> {
   await db
     .insertInto('sessions')
-    .values({ token_hash: s.tokenHash, username: s.username, created_at: s.createdAt, expires_at: s.expiresAt, client_address: s.clientAddress })
+    .values({ token_hash: s.tokenHash, username: s.username, created_at: s.createdAt, expires_at: s.expiresAt, client_address: s.clientAddress, auth: JSON.stringify(s.auth) })
     .execute();
 }
 
@@ -26,13 +28,13 @@ export async function findLiveSessions(db: Db, tokenHashes: Buffer[], now: Date)
   const rows = await db
     .selectFrom('sessions')
     .innerJoin('users', 'users.name', 'sessions.username')
-    .select(['sessions.token_hash', 'users.name', 'users.groups', 'sessions.expires_at'])
+    .select(['sessions.token_hash', 'users.name', 'users.groups', 'sessions.expires_at', 'sessions.auth'])
     .where('sessions.token_hash', 'in', tokenHashes)
     .where('sessions.revoked_at', 'is', null)
     .where('sessions.expires_at', '>', now)
     .where('users.enabled', '=', true)
     .execute();
-  return new Map(rows.map((r) => [Buffer.from(r.token_hash).toString('hex'), { username: r.name, groups: r.groups, expiresAt: r.expires_at }]));
+  return new Map(rows.map((r) => [Buffer.from(r.token_hash).toString('hex'), { username: r.name, groups: r.groups, expiresAt: r.expires_at, auth: asSessionAuth(r.auth) }]));
 }
 
 export async function revokeSession(db: Db, tokenHash: Buffer, now: Date): Promise<boolean> {

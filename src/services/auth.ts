@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AuthSettings } from '../config.js';
+import { PASSWORD_TOTP, type SessionAuth } from '../core/auth-method.js';
 import { DomainError, RateLimitedError } from '../core/errors.js';
 import { hashPassword, PasswordQueueFullError, verifyPassword, type PasswordCheck } from '../auth/password.js';
 import type { SecretBox } from '../auth/secret-box.js';
@@ -29,6 +30,8 @@ export interface Principal {
   isAdmin: boolean;
   isAuditor: boolean;
   expiresAt: Date;
+  /** How this session was authenticated: recorded with what the person does. */
+  auth: SessionAuth;
 }
 
 /**
@@ -84,12 +87,13 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
   const dummySealed = box.seal(newTotpSecret(), DUMMY_CONTEXT);
   const limits = loginLimits(db, settings);
 
-  const principalOf = (username: string, groups: string[], expiresAt: Date): Principal => ({
-    username,
-    groups,
-    isAdmin: groups.includes(settings.adminGroup),
-    isAuditor: groups.includes(settings.auditorGroup),
-    expiresAt,
+  const principalOf = (s: SessionUser): Principal => ({
+    username: s.username,
+    groups: s.groups,
+    isAdmin: s.groups.includes(settings.adminGroup),
+    isAuditor: s.groups.includes(settings.auditorGroup),
+    expiresAt: s.expiresAt,
+    auth: s.auth,
   });
 
   async function refuse(at: Date, username: string, clientAddress: string | null, reason: string, retryAfter: number): Promise<never> {
@@ -104,7 +108,7 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
   async function authenticate(token: string, audience: Audience = 'api'): Promise<Principal | null> {
     if (!looksLikeToken(token)) return null;
     const s = await liveSession(sessionHash(token, audience));
-    return s ? principalOf(s.username, s.groups, s.expiresAt) : null;
+    return s ? principalOf(s) : null;
   }
 
   return {
@@ -170,9 +174,9 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
       const expiresAt = new Date(at.getTime() + settings.tokenTtl * 1000);
       const rehash = pw.needsRehash ? await hashPassword(password, settings.passwordCost) : undefined;
       await db.transaction().execute(async (trx) => {
-        await insertSession(trx, { tokenHash: sessionHash(token, audience), username: user.name, createdAt: at, expiresAt, clientAddress });
+        await insertSession(trx, { tokenHash: sessionHash(token, audience), username: user.name, createdAt: at, expiresAt, clientAddress, auth: PASSWORD_TOTP });
         await updateUser(trx, user.name, { lastLoginAt: at, passwordHash: rehash }, at);
-        await appendEvent(trx, { at, actor: user.name, action: 'login.ok', target: user.name, outcome: 'ok', clientAddress, details: { ...(audience === 'api' ? {} : { via: audience }), ...(rehash ? { password_rehashed: true } : {}) } });
+        await appendEvent(trx, { at, actor: user.name, action: 'login.ok', target: user.name, outcome: 'ok', clientAddress, details: { auth: PASSWORD_TOTP, ...(audience === 'api' ? {} : { via: audience }), ...(rehash ? { password_rehashed: true } : {}) } });
       });
       return { token, expires_at: expiresAt.toISOString(), username: user.name };
     },

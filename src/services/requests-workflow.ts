@@ -33,7 +33,7 @@ export interface WorkflowDeps {
 
 type Workflow = Pick<RequestService, 'create' | 'approve' | 'deny' | 'cancel' | 'extend' | 'relinquish' | 'acknowledge' | 'endIneligible' | 'expireDue'>;
 
-export const person = (c: Caller): Person => ({ name: c.principal.username, groups: c.principal.groups, isAdmin: c.principal.isAdmin, isAuditor: c.principal.isAuditor, clientAddress: c.clientAddress });
+export const person = (c: Caller): Person => ({ name: c.principal.username, groups: c.principal.groups, isAdmin: c.principal.isAdmin, isAuditor: c.principal.isAuditor, clientAddress: c.clientAddress, auth: c.principal.auth });
 
 const holder = (u: { name: string; groups: readonly string[]; enabled: boolean }): Holder => ({ name: u.name, groups: u.groups, enabled: u.enabled });
 

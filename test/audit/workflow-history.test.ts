@@ -4,6 +4,7 @@
 // verify` names a row that disagrees with its chained history or with the
 // chained audit events, even after a rewrite by the database owner.
 
+import { PASSWORD_TOTP } from '../../src/core/auth-method.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql, type Kysely, type Transaction } from 'kysely';
@@ -28,7 +29,7 @@ const signer = caSigner('ed25519');
 const laptop = userKey(tempDir(), 'ed25519', undefined, 'laptop');
 const PEOPLE: Record<string, string[]> = { eng: ['engineering'], oncall: ['engineering', 'oncall'], lead: ['sre-leads'], carol: [], sre: ['sre'] };
 
-const who = (name: string): Principal => ({ username: name, groups: PEOPLE[name]!, isAdmin: false, isAuditor: false, expiresAt: new Date(Date.now() + 86_400_000) });
+const who = (name: string): Principal => ({ username: name, groups: PEOPLE[name]!, isAdmin: false, isAuditor: false, expiresAt: new Date(Date.now() + 86_400_000), auth: PASSWORD_TOTP });
 const as = (name: string) => ({ principal: who(name), clientAddress: '192.0.2.7' });
 
 type Ids = Record<'auto' | 'pending' | 'denied' | 'cancelled' | 'expired' | 'extension' | 'glass' | 'late' | 'lateGrant', string> & { serial: string };

@@ -30,9 +30,10 @@ for (const backend of BACKENDS) {
       assert.match(body.token, /^jit_/);
       assert.equal(body.expires_at, new Date(clock.ms + 3600_000).toISOString());
       const session = await id.app.request('/v1/auth/session', { headers: { Authorization: `Bearer ${body.token}` } });
-      assert.deepEqual(await session.json(), { username: 'alice', groups: ['admins', 'oncall'], is_admin: true, is_auditor: false, expires_at: body.expires_at });
+      assert.deepEqual(await session.json(), { username: 'alice', groups: ['admins', 'oncall'], is_admin: true, is_auditor: false, expires_at: body.expires_at, auth: { method: 'password+totp' } });
       const events = await listEvents(t.db, { target: 'alice', action: 'login.ok' });
       assert.equal(events.length, 1);
+      assert.deepEqual(events[0]!.details['auth'], { method: 'password+totp' });
       assert.equal(events[0]!.client_address, '198.51.100.1');
     });
 

@@ -3,6 +3,7 @@
 // terms caught before it is logged — no certificate row, no audit event,
 // nothing returned.
 
+import { PASSWORD_TOTP } from '../../src/core/auth-method.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { parsePolicy } from '../../src/core/policy.js';
@@ -82,7 +83,7 @@ for (const backend of BACKENDS) {
 
     test("fail: a grant's certificate that is not its terms is caught after signing; nothing is logged or returned", async () => {
       const grantId = await grant();
-      const principal: Principal = { username: 'oncall', groups: ['engineering', 'oncall'], isAdmin: false, isAuditor: false, expiresAt: new Date(clock.ms + 3600_000) };
+      const principal: Principal = { username: 'oncall', groups: ['engineering', 'oncall'], isAdmin: false, isAuditor: false, expiresAt: new Date(clock.ms + 3600_000), auth: PASSWORD_TOTP };
       const policy = parsePolicy(WORKFLOW_POLICY);
       for (const [label, signer, why] of FAULTY) {
         const service = createCertificateService({ db: t.db, issuer: createIssuer({ db: t.db, signer, now: clock.now }), policy: () => policy, now: clock.now });

@@ -88,6 +88,7 @@ for (const backend of BACKENDS) {
       assert.equal(ok.body.status, 'approved');
       const ev = (await listEvents(t.db, { action: 'request.approve', target: r.id }))[0]!;
       assert.equal((ev.details['step_up'] as { method: string }).method, 'totp');
+      assert.deepEqual(ev.details['auth'], { method: 'password+totp' }, 'the decision records how its maker signed in');
       const used = (await listEvents(t.db, { action: 'step_up.ok', target: r.id }))[0]!;
       assert.equal(used.details['purpose'], 'request.approve');
     });

@@ -3,6 +3,7 @@
 // missing from the table fails the test), then the database is checked for
 // what the refused posts must not have changed.
 
+import { PASSWORD_TOTP } from '../../src/core/auth-method.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { listEvents } from '../helpers/events.js';
@@ -119,7 +120,7 @@ describe('web pages: authorization of every route', () => {
   });
 
   test('the refused posts changed nothing; the allowed ones did exactly their one thing', async () => {
-    const a = await w.requests.get({ username: 'lead', groups: ['sre-leads'], isAdmin: false, isAuditor: false, expiresAt: new Date(8e15) }, pendingA);
+    const a = await w.requests.get({ username: 'lead', groups: ['sre-leads'], isAdmin: false, isAuditor: false, expiresAt: new Date(8e15), auth: PASSWORD_TOTP }, pendingA);
     assert.equal(a.status, 'pending');
     assert.deepEqual(a.approvals, []);
     const failed = await listEvents(t.db, { action: 'step_up.failed', target: pendingA });

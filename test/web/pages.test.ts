@@ -4,6 +4,7 @@
 // review, the auditor's searches, downloads, timeline, integrity and report,
 // and what bad input and errors look like.
 
+import { PASSWORD_TOTP } from '../../src/core/auth-method.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { listEvents } from '../helpers/events.js';
@@ -15,7 +16,7 @@ import { WORKFLOW_POLICY } from '../helpers/policies.js';
 import { webIdentity, type TestUser } from './helpers.js';
 
 const laptop = userKey(tempDir(), 'ed25519', undefined, 'laptop');
-const principal = (username: string, groups: string[] = []): Principal => ({ username, groups, isAdmin: false, isAuditor: groups.includes('auditors'), expiresAt: new Date(8e15) });
+const principal = (username: string, groups: string[] = []): Principal => ({ username, groups, isAdmin: false, isAuditor: groups.includes('auditors'), expiresAt: new Date(8e15), auth: PASSWORD_TOTP });
 const decode = (html: string) => html.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
 for (const backend of BACKENDS) {

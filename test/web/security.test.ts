@@ -3,6 +3,7 @@
 // every /ui route — the route table is read from the app, so a new route
 // without an entry here fails the test.
 
+import { PASSWORD_TOTP } from '../../src/core/auth-method.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { listEvents } from '../helpers/events.js';
@@ -36,7 +37,7 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     await b.get('/ui');
     return b;
   };
-  const myRequests = async (name: string) => (await w.requests.history({ username: name, groups: [], isAdmin: false, isAuditor: false, expiresAt: new Date(8e15) }, name, 100)).length;
+  const myRequests = async (name: string) => (await w.requests.history({ username: name, groups: [], isAdmin: false, isAuditor: false, expiresAt: new Date(8e15), auth: PASSWORD_TOTP }, name, 100)).length;
 
   test('ok: every page carries a strict CSP and the usual security headers, and has no inline script or style', async () => {
     const b = await loggedIn('boss');
@@ -226,11 +227,11 @@ describe('web pages: headers, cookies, CSRF, Origin', () => {
     assert.equal(await myRequests('boss'), before);
     // Nor as a bearer token: with it, a stolen cookie would approve through the API with no step-up code.
     assert.equal((await w.app.request(`${ORIGIN}/v1/requests`, { headers: { authorization: `Bearer ${token}` } })).status, 401);
-    const pending = (await w.requests.history({ username: 'eng', groups: [], isAdmin: false, isAuditor: true, expiresAt: new Date(8e15) }, 'eng', 100)).find((r) => r.status === 'pending');
+    const pending = (await w.requests.history({ username: 'eng', groups: [], isAdmin: false, isAuditor: true, expiresAt: new Date(8e15), auth: PASSWORD_TOTP }, 'eng', 100)).find((r) => r.status === 'pending');
     assert.ok(pending, 'needs a pending request of eng');
     const approve = await w.app.request(`${ORIGIN}/v1/requests/${pending.id}/approve`, { method: 'POST', body: '{}', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
     assert.equal(approve.status, 401);
-    assert.equal((await w.requests.get({ username: 'boss', groups: ['sre-leads'], isAdmin: false, isAuditor: true, expiresAt: new Date(8e15) }, pending.id)).status, 'pending');
+    assert.equal((await w.requests.get({ username: 'boss', groups: ['sre-leads'], isAdmin: false, isAuditor: true, expiresAt: new Date(8e15), auth: PASSWORD_TOTP }, pending.id)).status, 'pending');
     // The pages take neither a bearer header nor an API token put in the cookie.
     const page = await w.app.request(`${ORIGIN}/ui`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(page.status, 303);

@@ -9,6 +9,7 @@ import * as audit from './2026-11-22-04-audit.js';
 import * as workflowHistory from './2026-12-03-01-workflow-history.js';
 import * as caKeysState from './2026-12-03-02-ca-keys-state.js';
 import * as grantEnd from './2026-12-03-04-grant-end.js';
+import * as sessionAuth from './2026-12-03-05-session-auth.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-22-01-certificates': certificates,
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-03-01-workflow-history': workflowHistory,
   '2026-12-03-02-ca-keys-state': caKeysState,
   '2026-12-03-04-grant-end': grantEnd,
+  '2026-12-03-05-session-auth': sessionAuth,
 };
 
 export const migrationProvider: MigrationProvider = {

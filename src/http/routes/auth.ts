@@ -25,7 +25,7 @@ export function authRoutes(deps: AuthDeps) {
   });
   app.get('/v1/auth/session', requireUser(deps.auth), (c) => {
     const p = c.get('principal');
-    return c.json({ username: p.username, groups: p.groups, is_admin: p.isAdmin, is_auditor: p.isAuditor, expires_at: p.expiresAt.toISOString() });
+    return c.json({ username: p.username, groups: p.groups, is_admin: p.isAdmin, is_auditor: p.isAuditor, expires_at: p.expiresAt.toISOString(), auth: p.auth });
   });
   return app;
 }
