@@ -11,6 +11,10 @@ const HELP = `jit-ssh — just-in-time SSH access from the terminal
 
 Usage:
   jit-ssh login [--server URL] [--user NAME] [--password-stdin] [--totp CODE]
+  jit-ssh login --sso [--issuer ID] [--device | --loopback] [--no-browser]
+                                                sign in with your identity provider in the browser:
+                                                a redirect to 127.0.0.1 on a desktop, else a device
+                                                code to approve in any browser
   jit-ssh roles [--json]                        roles you may request
   jit-ssh request ROLE --for DURATION --reason TEXT [--ticket ID] [--break-glass] [--wait] [--dry-run] [--json]
   jit-ssh requests [--pending] [--json]         your requests, and those you may decide
@@ -33,6 +37,7 @@ Durations: 90s, 15m, 2h, 1h30m.
 
 Examples:
   jit-ssh login --server https://ca.example.com
+  jit-ssh login --sso --device                  (on a server or over ssh: approve the code elsewhere)
   jit-ssh request web-prod --for 2h --reason "deploy hotfix" --ticket OPS-123 --wait
   jit-ssh ssh web-prod --for 30m --reason "restart workers" -- web1.prod.example.com
   jit-ssh ssh web-prod -- web1.prod.example.com uptime
@@ -41,6 +46,7 @@ Examples:
 Settings:
   JIT_SSH_SERVER        the jit-ssh-ca server (default: the one you logged in to, else http://127.0.0.1:8080)
   JIT_SSH_HOME          session and keys (default ~/.jit-ssh; files 0600, directory 0700)
+  BROWSER               the command that opens sign-in pages (default: open / xdg-open on a desktop)
 
 Exit status: 0 on success; 1 when the server refuses or a request is denied; 2 for a wrong
 command line; \`jit-ssh ssh\` exits with ssh's own status.
@@ -71,6 +77,11 @@ async function main(argv: string[]): Promise<number> {
       comment: { type: 'string' },
       yes: { type: 'boolean', short: 'y' },
       'no-agent': { type: 'boolean' },
+      sso: { type: 'boolean' },
+      issuer: { type: 'string' },
+      device: { type: 'boolean' },
+      loopback: { type: 'boolean' },
+      'no-browser': { type: 'boolean' },
     },
   });
   const [command, arg, ...extra] = positionals;
@@ -89,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'login':
       noArg('login');
+      if (!values.sso && (values.issuer !== undefined || values.device || values.loopback || values['no-browser'])) throw new UsageError('--issuer, --device, --loopback and --no-browser go with --sso');
+      if (values.device && values.loopback) throw new UsageError('choose one of --device and --loopback');
       return login(ctx);
     case 'logout':
       noArg('logout');

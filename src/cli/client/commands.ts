@@ -10,6 +10,7 @@ import { readLocalCert, type LocalCert } from './certs.js';
 import { liveGrants } from './access.js';
 import { json, note, out, session, type Context } from './context.js';
 import { localTime, oneLine, table, timeLeft } from './format.js';
+import { ssoLogin } from './sso.js';
 
 export { session, type Context, type Flags } from './context.js';
 export { decideRequest, request, requests } from './requests.js';
@@ -18,6 +19,7 @@ export { cert, ssh } from './access.js';
 export async function login(ctx: Context): Promise<number> {
   const saved = await ctx.home.session();
   const server = ctx.config.server ?? saved?.server ?? DEFAULT_SERVER;
+  if (ctx.flags.sso) return ssoLogin(ctx, server);
   const username = ctx.flags.user ?? saved?.username ?? os.userInfo().username;
   const password = ctx.flags['password-stdin'] ? await readStdin() : await readSecret(`Password for ${username} at ${server}: `);
   const totp = ctx.flags.totp ?? (await readLine('TOTP code: ')).trim();

@@ -24,6 +24,11 @@ export interface Flags {
   comment?: string;
   yes?: boolean;
   'no-agent'?: boolean;
+  sso?: boolean;
+  issuer?: string;
+  device?: boolean;
+  loopback?: boolean;
+  'no-browser'?: boolean;
 }
 
 export interface Context {
