@@ -1,7 +1,7 @@
 // The access review as Markdown: what an auditor reads without SQL.
 
 import { formatDuration } from '../core/duration.js';
-import { approvalText, reviewText } from './report-text.js';
+import { approvalText, reviewText, signInText } from './report-text.js';
 import type { AccessReport, Bounded, GrantTotals, ReportGrant } from './report-types.js';
 
 /**
@@ -44,8 +44,8 @@ function totalsTable(rows: Array<{ key: string } & GrantTotals>, keyName: string
   );
 }
 
-const grantHead = ['Grant', 'User', 'Role', 'Starts', 'Ends', 'Duration', 'Approval', 'Reason', 'Ticket', 'Certificates', 'First used', 'Last used', 'Extensions'];
-const grantRow = (g: ReportGrant) => [g.grant_id, g.user, g.role, g.starts_at, g.ends_at, dur(g.duration_seconds), approvalText(g), g.reason, g.ticket, g.certificates, g.first_used, g.last_used, g.extensions];
+const grantHead = ['Grant', 'User', 'Role', 'Starts', 'Ends', 'Duration', 'Approval', 'Reason', 'Ticket', 'Certificates', 'First used', 'Last used', 'Extensions', 'Signed in'];
+const grantRow = (g: ReportGrant) => [g.grant_id, g.user, g.role, g.starts_at, g.ends_at, dur(g.duration_seconds), approvalText(g), g.reason, g.ticket, g.certificates, g.first_used, g.last_used, g.extensions, signInText(g)];
 const bgHead = ['Grant', 'User', 'Role', 'Starts', 'Duration', 'Reason', 'Review', 'Reviewed by', 'Reviewed at', 'Comment'];
 const bgRow = (g: ReportGrant) => [g.grant_id, g.user, g.role, g.starts_at, dur(g.duration_seconds), g.reason, g.review?.status === 'open' ? 'OPEN' : 'acknowledged', g.review?.by ?? null, g.review?.at ?? null, g.review?.comment ?? null];
 

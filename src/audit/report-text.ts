@@ -1,5 +1,6 @@
 // How a grant was approved, and its review, as the CSV and Markdown cells write them.
 
+import { describeAuth } from '../core/auth-method.js';
 import type { ReportGrant } from './report-types.js';
 
 /** How a grant was approved, in one cell: auto:<rule>, approved:<approvers>, break-glass. */
@@ -14,4 +15,10 @@ export function reviewText(g: ReportGrant): string {
   if (!g.review) return '';
   if (g.review.status === 'open') return 'open';
   return `acknowledged by ${g.review.by} at ${g.review.at}${g.review.comment ? `: ${g.review.comment}` : ''}`;
+}
+
+/** How the requester and the approvers had signed in, in one cell: `alice: oidc https://… ; carol: password+totp`. */
+export function signInText(g: ReportGrant): string {
+  const who = (name: string, a: ReportGrant['sign_in']['requester']) => `${name}: ${a ? describeAuth(a) : 'not recorded'}`;
+  return [who(g.user, g.sign_in.requester), ...g.sign_in.approvers.map((x) => who(x.approver, x.auth))].join('; ');
 }

@@ -1,6 +1,7 @@
 // The access review's shape (see report.ts): what each section holds, and the
 // caps on its lists.
 
+import type { SessionAuth } from '../core/auth-method.js';
 import type { Period } from '../db/report-period.js';
 import type { PeriodTotals } from '../db/report-queries.js';
 
@@ -47,6 +48,8 @@ export interface ReportGrant {
   last_used: string | null;
   /** Approved extensions of this grant. */
   extensions: number;
+  /** How the requester (at filing) and each approver (at deciding) had signed in; null where no record says (older events). */
+  sign_in: { requester: SessionAuth | null; approvers: Array<{ approver: string; auth: SessionAuth | null }> };
   /** Break-glass grants only. */
   review: { status: 'open' | 'acknowledged'; by: string | null; at: string | null; comment: string | null } | null;
 }

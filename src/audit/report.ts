@@ -15,6 +15,7 @@
 
 import type { Kysely, Transaction } from 'kysely';
 import { DomainError } from '../core/errors.js';
+import { asSessionAuth } from '../core/auth-method.js';
 import { approversBy, autoApprovalRulesBy, countGrantsWithoutCertificate, countOpenReviews, grantTotalsBy, hasUsageData, selectGrantLines, type GrantKey, type GrantLine, type GrantSelection } from '../db/report-grants.js';
 import { inReadOnlySnapshot } from '../db/report-period.js';
 import { extensionApprovers, extensionsByGrant, periodTotals, policyChangesIn, repeatedRequests, revocationsIn } from '../db/report-queries.js';
@@ -24,7 +25,7 @@ import { renderMarkdown } from './report-markdown.js';
 import { LONGEST_GRANTS, MAX_GRANT_ROWS, MAX_LIST_ROWS, STANDING_ACCESS_MIN_DAYS, type AccessReport, type Bounded, type ExtensionSummary, type GrantTotals, type PolicyChange, type ReportGrant, type ReportPeriod, type ReportRevocation, type StandingAccessCandidate } from './report-types.js';
 
 export * from './report-types.js';
-export { approvalText } from './report-text.js';
+export { approvalText, signInText } from './report-text.js';
 export { CSV_COLUMNS } from './report-csv.js';
 
 type Db = Transaction<Database>;
@@ -54,6 +55,10 @@ function toReportGrant(g: GrantLine): ReportGrant {
     first_used: iso(g.first_used),
     last_used: iso(g.last_used),
     extensions: num(g.extensions),
+    sign_in: {
+      requester: g.requester_auth ? asSessionAuth(g.requester_auth) : null,
+      approvers: (g.approver_auth ?? []).map((a) => ({ approver: a.approver, auth: a.auth ? asSessionAuth(a.auth) : null })),
+    },
     review: g.break_glass ? { status: g.reviewed_at ? 'acknowledged' : 'open', by: g.reviewed_by, at: iso(g.reviewed_at), comment: g.review_comment } : null,
   };
 }

@@ -28,7 +28,8 @@ export const approverSubjects = (role: Role | undefined) => (role?.approval?.app
 
 /** An audit event by `by` (null: the service itself). */
 export function audit(by: Person | null, action: string, target: string, details: Record<string, unknown> = {}): Effect {
-  return { kind: 'audit', event: { actor: by?.name ?? 'jit-ssh', action, target, clientAddress: by?.clientAddress ?? null, details } };
+  // Whoever acts, how they signed in goes with what they did.
+  return { kind: 'audit', event: { actor: by?.name ?? 'jit-ssh', action, target, clientAddress: by?.clientAddress ?? null, details: by?.auth ? { ...details, auth: by.auth } : details } };
 }
 
 function notice(event: Extract<Effect, { kind: 'notify' }>['notice']['event'], actor: string, r: RequestFacts, notify: string[], text: string): Effect {
@@ -175,10 +176,9 @@ export function decideOn(s: LifeState, e: Of<'approve' | 'deny'>, policy: Policy
   }
   if (s.approvals.some((a) => a.approver === me)) return refuse('conflict', `you have already decided request ${e.id}`);
   const stepUp = e.stepUp ? { step_up: { method: e.stepUp.method, at: e.stepUp.at } } : {};
-  const auth = e.by.auth ? { auth: e.by.auth } : {};
   const effects: Effect[] = [
     { kind: 'record-decision', requestId: r.id, approval: { approver: me, decision: e.kind, comment: text, at: now, clientAddress: e.by.clientAddress } },
-    audit(e.by, e.kind === 'approve' ? 'request.approve' : 'request.deny', r.id, { comment: text, ...stepUp, ...auth }),
+    audit(e.by, e.kind === 'approve' ? 'request.approve' : 'request.deny', r.id, { comment: text, ...stepUp }),
   ];
   if (e.kind === 'deny') {
     effects.push(

@@ -291,6 +291,9 @@ for (const backend of BACKENDS) {
       assert.equal(report.grants.truncated, false);
       const db = rows.find((x) => x.grant_id === g['db'])!;
       assert.deepEqual([db.approval, db.rule, db.approvers, db.ticket], ['approved', 'approval', ['lead1', 'lead2'], 'OPS-42']);
+      // How each person had signed in comes from the events of filing and deciding.
+      assert.deepEqual(db.sign_in, { requester: { method: 'password+totp' }, approvers: [{ approver: 'lead1', auth: { method: 'password+totp' } }, { approver: 'lead2', auth: { method: 'password+totp' } }] });
+      assert.match(renderAccessReport(report, 'csv'), new RegExp(`^${g['db']},.*,"?${db.user}: password\\+totp; lead1: password\\+totp; lead2: password\\+totp"?\r$`, 'm'));
       assert.deepEqual([rows[0]!.approval, rows[0]!.rule], ['auto', 'auto_approve[0]']);
     });
 
@@ -318,15 +321,15 @@ for (const backend of BACKENDS) {
       assert.ok(csv.endsWith('\r\n'));
       const lines = csv.slice(0, -2).split('\r\n');
       assert.equal(lines[0], CSV_COLUMNS.join(','));
-      assert.equal(lines[0], 'grant_id,user,role,starts_at,ends_at,duration_seconds,approval,reason,ticket,certificates,first_used,last_used,extensions,review');
+      assert.equal(lines[0], 'grant_id,user,role,starts_at,ends_at,duration_seconds,approval,reason,ticket,certificates,first_used,last_used,extensions,review,sign_in');
       assert.equal(lines.length, 1 + 12);
       const g3 = lines.find((l) => l.startsWith(`${g['g3']},`))!;
       assert.ok(g3.includes(`,"'=HYPERLINK(""http://evil.example"",""fix, deploy"")",`), g3);
       assert.ok(lines.find((l) => l.startsWith(`${g['db']},`))!.includes(',"approved:lead1,lead2",'));
       assert.ok(lines.find((l) => l.startsWith(`${g['g1']},`))!.includes(',auto:auto_approve[0],'));
       const bg1 = lines.find((l) => l.startsWith(`${g['bg1']},`))!;
-      assert.ok(bg1.includes(',break-glass,') && bg1.includes('acknowledged by carol at ') && bg1.endsWith(': postmortem PM-7 reviewed'), bg1);
-      assert.ok(lines.find((l) => l.startsWith(`${g['bg2']},`))!.endsWith(',open'));
+      assert.ok(bg1.includes(',break-glass,') && bg1.includes('acknowledged by carol at ') && bg1.endsWith(': postmortem PM-7 reviewed,sre: password+totp'), bg1);
+      assert.ok(lines.find((l) => l.startsWith(`${g['bg2']},`))!.endsWith(',open,sre: password+totp'));
       assert.ok(lines.find((l) => l.startsWith(`${g['appr']},`))!.includes(`,${4 * HOUR},approved:carol,`));
     });
 

@@ -253,12 +253,14 @@ describe('web pages in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHRO
         await page.waitForURL(`**/ui/audit/requests/${requestId}`);
         const timeline = await page.locator('table').innerText();
         for (const step of ['request.create', 'step_up.failed', 'step_up.ok', 'request.approve', 'request.approved', `certificate ${serial} issued`]) assert.ok(timeline.includes(step), `timeline lacks ${step}`);
+        assert.match(timeline, /eng \(password\+totp\)/, 'the timeline says how the requester had signed in');
         await shot(page, 'audit-timeline');
 
         await page.goto('/ui/audit/integrity');
         assert.match(await page.locator('main').innerText(), /Intact/);
         await page.goto('/ui/audit/report');
         assert.match(await page.locator('table').first().innerText(), /Requests/);
+        assert.match(await page.locator('main').innerText(), /eng: password\+totp; lead: password\+totp/, 'the access review says how requester and approver had signed in');
         await shot(page, 'access-review');
         await page.getByRole('button', { name: 'Log out' }).click();
         await page.waitForURL('**/ui/login');

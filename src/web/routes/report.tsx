@@ -3,7 +3,7 @@
 
 import { Hono } from 'hono';
 import type { Child } from 'hono/jsx';
-import { approvalText, renderAccessReport, type AccessReport, type Bounded, type GrantTotals, type ReportGrant } from '../../audit/report.js';
+import { approvalText, renderAccessReport, signInText, type AccessReport, type Bounded, type GrantTotals, type ReportGrant } from '../../audit/report.js';
 import { formatDuration } from '../../core/duration.js';
 import { DomainError } from '../../core/errors.js';
 import type { WebDeps, WebEnv } from '../context.js';
@@ -29,8 +29,8 @@ const totalsRows = (rows: Array<{ key: string } & GrantTotals>) =>
 const totalsHead = (key: string) => [key, 'Grants', 'Granted time', 'Auto-approved', 'Rules', 'Approved', 'Approvers', 'Break-glass'];
 
 const grantLink = (g: ReportGrant) => <a href={`/ui/audit/requests/${g.grant_id}`} class="mono">{g.grant_id}</a>;
-const grantHead = ['Grant', 'User', 'Role', 'Starts', 'Ends', 'Duration', 'Approval', 'Reason', 'Ticket', 'Certificates', 'First used', 'Last used', 'Extensions'];
-const grantRow = (g: ReportGrant): Child[] => [grantLink(g), g.user, g.role, <Time iso={g.starts_at} />, <Time iso={g.ends_at} />, dur(g.duration_seconds), approvalText(g), g.reason, g.ticket, g.certificates, <Time iso={g.first_used} />, <Time iso={g.last_used} />, g.extensions];
+const grantHead = ['Grant', 'User', 'Role', 'Starts', 'Ends', 'Duration', 'Approval', 'Reason', 'Ticket', 'Certificates', 'First used', 'Last used', 'Extensions', 'Signed in'];
+const grantRow = (g: ReportGrant): Child[] => [grantLink(g), g.user, g.role, <Time iso={g.starts_at} />, <Time iso={g.ends_at} />, dur(g.duration_seconds), approvalText(g), g.reason, g.ticket, g.certificates, <Time iso={g.first_used} />, <Time iso={g.last_used} />, g.extensions, signInText(g)];
 const bgHead = ['Grant', 'User', 'Role', 'Starts', 'Duration', 'Reason', 'Review', 'Reviewed by', 'Reviewed at', 'Comment'];
 const bgRow = (g: ReportGrant): Child[] => [grantLink(g), g.user, g.role, <Time iso={g.starts_at} />, dur(g.duration_seconds), g.reason, g.review?.status === 'open' ? <Badge status="open" label="OPEN" /> : 'acknowledged', g.review?.by ?? null, <Time iso={g.review?.at} />, g.review?.comment ?? null];
 

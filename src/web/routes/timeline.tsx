@@ -5,12 +5,16 @@
 
 import { Hono } from 'hono';
 import type { Child } from 'hono/jsx';
+import { asSessionAuth, describeAuth } from '../../core/auth-method.js';
 import { ID_FORM } from '../../services/ids.js';
 import type { WebDeps, WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
 import { Badge, DataTable, Time } from '../views/components.js';
 import { page } from '../views/layout.js';
 import { PolicyDecision, RequestFacts } from '../views/requests.js';
+
+/** The actor, and how they had signed in when their event recorded it. */
+const signedIn = (actor: string, details: Record<string, unknown>) => (details['auth'] ? `${actor} (${describeAuth(asSessionAuth(details['auth']))})` : actor);
 
 interface Entry {
   at: string;
@@ -38,7 +42,7 @@ export function timelineRoutes(deps: WebDeps) {
     const entries: Entry[] = [
       { at: r.created_at, who: r.requester, what: `filed: ${r.role} for ${r.duration}`, outcome: r.decision.outcome, detail: `policy rule ${r.decision.rule}: ${r.decision.reason}` },
       // Searches answer newest first; reversed, records of one instant keep the order they were written in.
-      ...events.toReversed().map((e) => ({ at: e.at, who: e.actor, what: <code>{e.action}</code>, outcome: e.outcome, detail: json(e.details) })),
+      ...events.toReversed().map((e) => ({ at: e.at, who: signedIn(e.actor, e.details), what: <code>{e.action}</code>, outcome: e.outcome, detail: json(e.details) })),
       ...bySerial.flatMap((p) => p.events.toReversed().map((e) => ({ at: e.at, who: e.actor, what: <><code>{e.action}</code> of serial {e.target}</>, outcome: e.outcome, detail: json(e.details) }))),
       ...certificates.flatMap((x) => [
         { at: x.issued_at, who: x.username, what: <>certificate <span class="mono">{x.serial}</span> issued</>, detail: <>principals <code>{x.principals.join(', ')}</code>, valid until <Time iso={x.valid_before} />, key <code>{x.public_key_fingerprint}</code>{x.client_address ? ` from ${x.client_address}` : ''}</> },
