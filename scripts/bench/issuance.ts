@@ -60,26 +60,42 @@ export async function rawInsert(db: Kysely<Database>, concurrency: number, secon
   seconds, 1);
 }
 
+export const ISSUE_HTTP = 'POST /v1/certificates (PostgreSQL)';
+export const ISSUE_HTTP_ONE = 'POST /v1/certificates, one user one grant (http client)';
+export const ISSUE_FETCH = 'POST /v1/certificates, 16 users (fetch client)';
+export const ISSUE_FETCH_ONE = 'POST /v1/certificates, one user one grant (fetch client)';
+export const CEILING = (client: 'http' | 'fetch') => `GET /healthz, HTTP ceiling (${client} client)`;
+
 export interface LoadResult extends Result {
   received: number;
   keysReused: number;
   errorsBy: Record<string, number>;
 }
 
-/** Runs the load generator process against `server`, sampling the server's RSS. */
-export async function httpLoad(server: BenchServer, sessions: Array<{ token: string; grant: string }>, concurrency: number, seconds: number, serialsFile: string | null): Promise<LoadResult & { maxRssMiB: number }> {
-  const input = { url: server.url, sessions, concurrency, seconds, warmup: 1, serialsFile, keys: Math.min(200_000, Math.max(2000, Math.ceil(seconds * 6000))) };
+export interface LoadOptions {
+  client?: 'http' | 'fetch';
+  route?: 'issue' | 'healthz';
+}
+
+/** Runs the load generator process against `server`, sampling the server's RSS and counting its CPU time. */
+export async function httpLoad(server: BenchServer, sessions: Array<{ token: string; grant: string }>, concurrency: number, seconds: number, serialsFile: string | null, opts: LoadOptions = {}): Promise<LoadResult & { maxRssMiB: number; cpuMsPerOp: number }> {
+  const route = opts.route ?? 'issue';
+  const input = { url: server.url, sessions, concurrency, seconds, warmup: 1, serialsFile, client: opts.client ?? 'http', route, keys: route === 'issue' ? Math.min(200_000, Math.max(2000, Math.ceil(seconds * 6000))) : 0 };
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/bench/load.ts')], { env: { ...process.env, BENCH_LOAD: JSON.stringify(input) }, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   let maxRssMiB = server.rssMiB();
+  // The server's CPU over the generator's life (warm-up included), divided by every answer it got.
   const sampler = setInterval(() => (maxRssMiB = Math.max(maxRssMiB, server.rssMiB())), 100);
+  const cpu0 = server.cpuSeconds();
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   clearInterval(sampler);
+  const cpu = server.cpuSeconds() - cpu0;
   if (code !== 0) throw new Error(`the load generator failed (${code}): ${out}`);
-  const r = JSON.parse(out) as LoadResult;
-  process.stderr.write(`  POST /v1/certificates c=${concurrency}: ${r.perSecond.toFixed(0)}/s p99 ${r.p99ms.toFixed(2)} ms, ${r.errors} errors, server RSS ≤ ${maxRssMiB.toFixed(0)} MiB\n`);
-  return { ...r, maxRssMiB };
+  const r = JSON.parse(out) as LoadResult & { answered: number };
+  const cpuMsPerOp = r.answered > 0 ? (cpu * 1000) / r.answered : NaN;
+  process.stderr.write(`  ${route === 'issue' ? 'POST /v1/certificates' : 'GET /healthz'} (${input.client}, ${sessions.length} session${sessions.length === 1 ? '' : 's'}) c=${concurrency}: ${r.perSecond.toFixed(0)}/s p99 ${r.p99ms.toFixed(2)} ms, ${r.errors} errors, server CPU ${cpuMsPerOp.toFixed(3)} ms/op, RSS ≤ ${maxRssMiB.toFixed(0)} MiB\n`);
+  return { ...r, maxRssMiB, cpuMsPerOp };
 }
 
 /** Waits for the server's sealer to chain everything, then verifies the chain. */
@@ -134,13 +150,26 @@ export async function runIssuance(pgUrl: string, tmp: string, seconds: number): 
     for (const c of [1, 16, 64]) results.push(await rawInsert(h.db, c, seconds));
     await sql`drop table raw_insert`.execute(h.db);
     const serialFiles: string[] = [];
-    for (const c of [1, 16, 64]) {
-      const file = path.join(dataDir, `serials-${c}.txt`);
-      serialFiles.push(file);
-      const r = await httpLoad(server, sessions, c, seconds, file);
-      results.push({ name: 'POST /v1/certificates (PostgreSQL)', concurrency: c, ops: r.ops, perSecond: r.perSecond, p50ms: r.p50ms, p95ms: r.p95ms, p99ms: r.p99ms, errors: r.errors, extra: { server_rss_mib: r.maxRssMiB } });
-      if ((r.errors ?? 0) > 0) notes.push(`issuance c=${c}: errors ${JSON.stringify(r.errorsBy)}`);
-      if (r.keysReused > 0) notes.push(`issuance c=${c}: the load generator ran out of fresh keys ${r.keysReused} time(s)`);
+    // The HTTP ceiling: each client against a route doing no work, on the same server.
+    for (const client of ['http', 'fetch'] as const) {
+      const r = await httpLoad(server, sessions, 64, seconds, null, { client, route: 'healthz' });
+      results.push({ name: CEILING(client), concurrency: 64, ops: r.ops, perSecond: r.perSecond, p50ms: r.p50ms, p95ms: r.p95ms, p99ms: r.p99ms, errors: r.errors, extra: { server_cpu_ms_per_op: r.cpuMsPerOp } });
+    }
+    const runs: Array<{ name: string; client: 'http' | 'fetch'; sessions: typeof sessions; levels: number[] }> = [
+      { name: ISSUE_HTTP, client: 'http', sessions, levels: [1, 16, 64] },
+      { name: ISSUE_HTTP_ONE, client: 'http', sessions: sessions.slice(0, 1), levels: [64] },
+      { name: ISSUE_FETCH, client: 'fetch', sessions, levels: [64] },
+      { name: ISSUE_FETCH_ONE, client: 'fetch', sessions: sessions.slice(0, 1), levels: [64] },
+    ];
+    for (const run of runs) {
+      for (const c of run.levels) {
+        const file = path.join(dataDir, `serials-${serialFiles.length}.txt`);
+        serialFiles.push(file);
+        const r = await httpLoad(server, run.sessions, c, seconds, file, { client: run.client });
+        results.push({ name: run.name, concurrency: c, ops: r.ops, perSecond: r.perSecond, p50ms: r.p50ms, p95ms: r.p95ms, p99ms: r.p99ms, errors: r.errors, extra: { server_rss_mib: r.maxRssMiB, server_cpu_ms_per_cert: r.cpuMsPerOp } });
+        if ((r.errors ?? 0) > 0) notes.push(`${run.name} c=${c}: errors ${JSON.stringify(r.errorsBy)}`);
+        if (r.keysReused > 0) notes.push(`${run.name} c=${c}: the load generator ran out of fresh keys ${r.keysReused} time(s)`);
+      }
     }
     const serials = serialFiles.flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean));
     const rows = await rowsForSerials(h.db, serials);

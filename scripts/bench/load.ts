@@ -6,7 +6,10 @@
 // received (written to a file, for the "every certificate has its row" check).
 //
 // Input (JSON in BENCH_LOAD): { url, sessions: [{ token, grant }], concurrency,
-// seconds, warmup, serialsFile }
+// seconds, warmup, serialsFile, keys, client, route }
+// client: `http` (node:http with a keep-alive agent, lean) or `fetch` (undici,
+// what an ordinary Node program uses); route: `issue` (POST /v1/certificates)
+// or `healthz` (GET /healthz, a route doing no work: the HTTP ceiling).
 
 import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -23,6 +26,8 @@ interface LoadInput {
   serialsFile: string | null;
   /** Public keys made before the clock starts; one per request, reused only if the run outlasts them. */
   keys: number;
+  client?: 'http' | 'fetch';
+  route?: 'issue' | 'healthz';
 }
 
 const input = JSON.parse(process.env['BENCH_LOAD'] ?? '{}') as LoadInput;
@@ -43,7 +48,8 @@ async function freshKey(): Promise<string> {
 
 // Made on the thread pool: generateKeyPairSync was seen to stall, now and then, in long loops here.
 const keys: string[] = [];
-await Promise.all(
+if ((input.route ?? 'issue') === 'issue')
+  await Promise.all(
   Array.from({ length: 8 }, async () => {
     while (keys.length < input.keys) keys.push(await freshKey());
   }),
@@ -52,7 +58,42 @@ let nextKey = 0;
 let reused = 0;
 const agent = new http.Agent({ keepAlive: true, maxSockets: input.concurrency });
 
-function post(session: { token: string; grant: string }): Promise<{ status: number; body: string }> {
+const client = input.client ?? 'http';
+const route = input.route ?? 'issue';
+const okStatus = route === 'issue' ? 201 : 200;
+
+async function viaFetch(session: { token: string; grant: string }): Promise<{ status: number; body: string }> {
+  if (route === 'healthz') {
+    const res = await fetch(`${input.url}/healthz`, { signal: AbortSignal.timeout(30_000) });
+    return { status: res.status, body: await res.text() };
+  }
+  if (nextKey === keys.length) {
+    nextKey = 0;
+    reused++;
+  }
+  const res = await fetch(`${input.url}/v1/certificates`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${session.token}` },
+    body: JSON.stringify({ public_key: keys[nextKey++], request_id: session.grant }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { status: res.status, body: await res.text() };
+}
+
+function viaHttp(session: { token: string; grant: string }): Promise<{ status: number; body: string }> {
+  if (route === 'healthz') {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ agent, host: target.hostname, port: target.port, path: '/healthz', method: 'GET' }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
   if (nextKey === keys.length) {
     nextKey = 0;
     reused++;
@@ -74,8 +115,13 @@ function post(session: { token: string; grant: string }): Promise<{ status: numb
   });
 }
 
+const post = client === 'fetch' ? viaFetch : viaHttp;
+
 /** Every serial received, warm-up included: each must have exactly one row in the log. */
 const serials: string[] = [];
+
+/** Every answer of the right status, warm-up included: the server's CPU time is divided by it. */
+let answered = 0;
 
 async function run(seconds: number) {
   const latencies: number[] = [];
@@ -89,9 +135,10 @@ async function run(seconds: number) {
         const t = performance.now();
         try {
           const res = await post(session);
-          if (res.status === 201) {
+          if (res.status === okStatus) {
+            answered++;
             latencies.push(performance.now() - t);
-            serials.push(JSON.parse(res.body).serial);
+            if (route === 'issue') serials.push(JSON.parse(res.body).serial);
           } else errors[String(res.status)] = (errors[String(res.status)] ?? 0) + 1;
         } catch (e) {
           errors[(e as Error).message] = (errors[(e as Error).message] ?? 0) + 1;
@@ -109,4 +156,4 @@ if (input.serialsFile) writeFileSync(input.serialsFile, serials.join('\n'));
 const r = summarize('load', input.concurrency, latencies, elapsed);
 agent.destroy();
 // Exit explicitly once the result is out: a natural exit under tsx's loader thread has been seen to hang.
-process.stdout.write(JSON.stringify({ ...r, errors: Object.values(errors).reduce((a, b) => a + b, 0), errorsBy: errors, received: serials.length, keysReused: reused }) + '\n', () => process.exit(0));
+process.stdout.write(JSON.stringify({ ...r, errors: Object.values(errors).reduce((a, b) => a + b, 0), errorsBy: errors, received: serials.length, answered, keysReused: reused }) + '\n', () => process.exit(0));

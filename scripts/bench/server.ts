@@ -4,7 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { freePort } from '../../test/helpers/net.js';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,8 +64,10 @@ export interface BenchServer {
   url: string;
   child: ChildProcess;
   secretKey: string;
-  /** Resident set size of the server process now, MiB. */
+  /** Resident set size of the server process now, MiB (its workers' summed, when it has any). */
   rssMiB(): number;
+  /** CPU seconds (user + system) the server and its workers have used so far. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -107,14 +109,45 @@ export async function startBenchServer(opts: { databaseUrl: string | null; dataD
     child,
     secretKey,
     rssMiB() {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      return m ? Number(m[1]) / 1024 : NaN;
+      return processTree(child.pid!).reduce((sum, pid) => {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readProc(`/proc/${pid}/status`));
+        return sum + (m ? Number(m[1]) / 1024 : 0);
+      }, 0);
+    },
+    cpuSeconds() {
+      return processTree(child.pid!).reduce((sum, pid) => {
+        // Fields after the command name: utime and stime are the 12th and 13th (clock ticks, 100 per second on Linux).
+        const stat = readProc(`/proc/${pid}/stat`);
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return sum + (Number(f[11]) + Number(f[12])) / 100;
+      }, 0);
     },
     async stop() {
       child.kill('SIGTERM');
       await exited;
     },
   };
+}
+
+const readProc = (file: string) => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+/** `pid` and its descendants (a cluster's workers), from /proc. */
+function processTree(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const stat = readProc(`/proc/${d}/stat`);
+    if (stat) parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [p, pp] of parent) if (pp === out[i]) out.push(p);
+  return out;
 }
 
 export interface BenchUser {
