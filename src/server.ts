@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
-import { HEADS_FILE, openWitness, type Witness } from './audit/signed-heads.js';
+import { HEADS_FILE, openWitness, readSignedHeads, type Witness } from './audit/signed-heads.js';
 import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
 import { createServerApp } from './compose.js';
 import type { ServerConfig } from './config.js';
@@ -22,6 +22,7 @@ import type { App } from './http/app.js';
 import { clientAddressResolver } from './http/client-address.js';
 import { NotReadyError } from './http/routes/health.js';
 import { errorFields, type Logger } from './log.js';
+import { isPrimaryOfWorkers, runPrimary, workerIndex } from './server-workers.js';
 import { startSealer, type AuditService, type Sealer } from './services/audit.js';
 import type { AuthService } from './services/auth.js';
 import { loadCaKeys } from './services/ca-signer.js';
@@ -58,7 +59,19 @@ export interface RunningServer {
 export interface StartOptions {
   /** A CA signer made elsewhere (tests; an embedding program with its own KMS signer); default openCaSigner's. */
   signer?: Signer;
+  /**
+   * Whether this process also runs the background work — the audit sealer and its signed heads,
+   * request expiry, housekeeping, webhook delivery — and the admin socket (default true). Of
+   * several workers on one host only the first does (server-workers.ts): the heads file and the
+   * admin socket in DATA_DIR belong to one process.
+   */
+  background?: boolean;
+  /** Named in the log lines of a worker. */
+  worker?: number;
 }
+
+/** What a process without the background work reports of the sealer: it signs nothing, so it holds no heads to lose. */
+const NO_SEALER: Sealer = { stop: async () => {}, runOnce: async () => {}, checkpointNow: async () => {}, status: () => ({ ok: true, problems: [] }) };
 
 /** Runs `open` with the database open; closes it when `open` fails. */
 async function orClose<T>(database: DbHandle, open: () => Promise<T>): Promise<T> {
@@ -71,6 +84,7 @@ async function orClose<T>(database: DbHandle, open: () => Promise<T>): Promise<T
 }
 
 export async function startServer(config: ServerConfig, logger: Logger, opts: StartOptions = {}): Promise<RunningServer> {
+  const background = opts.background ?? true;
   // The policy first: an invalid file stops start-up before anything opens.
   const policyStore = await createPolicyStore(config.policyPath);
   if (policyStore.current().webhooks.length > 0 && !config.webhookSecret) {
@@ -87,11 +101,14 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   if (applied.length > 0) logger.info('database migrated', { applied });
   const box = createSecretBox(config.secretKey ?? (await loadOrCreateSecretKey(config.dataDir)));
   // The heads this instance signed and the witness of its checkpoints live outside the database.
+  const headFile = path.join(config.dataDir, HEADS_FILE);
   const witness: Witness = await orClose(database, async () => {
     await fs.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-    return openWitness({ headFile: path.join(config.dataDir, HEADS_FILE), logFile: config.checkpointLog, logger });
+    return openWitness({ headFile, logFile: config.checkpointLog, logger });
   });
-  const services = createServices(config, db, keys, { box, policy: policyStore.current, logger, signedHeads: async () => witness.heads() });
+  // A worker without the sealer reads the heads the first worker signed, as they are now.
+  const signedHeads = background ? async () => witness.heads() : () => readSignedHeads(headFile);
+  const services = createServices(config, db, keys, { box, policy: policyStore.current, logger, signedHeads });
   const { requests, notifier } = services;
   const endIneligible = ineligibleGrantsEnder(requests, logger);
   const reloadPolicy = createPolicyReloader({ store: policyStore, db, logger, endIneligible });
@@ -112,7 +129,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     },
     web: { publicUrl: config.publicUrl },
   });
-  const adminSocket = await orClose(database, async () => {
+  const adminSocket = !background ? { close: async () => {} } : await orClose(database, async () => {
     const admin = await listenAdminSocket(config.adminSocket, createAdminApp({ users: services.users, audit: services.audit, revocation: services.revocation, logger }).fetch);
     if (admin.unidentified) logger.warn('the admin socket cannot identify its callers: admin commands are refused while the server runs', { reason: admin.unidentified });
     return admin;
@@ -139,7 +156,8 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     ca_key_type: keys.signer.keyType,
     ca_fingerprint: keys.signer.fingerprint,
     trusted_ca_keys: keys.publicKeys.length,
-    admin_socket: config.adminSocket,
+    admin_socket: background ? config.adminSocket : null,
+    ...(opts.worker !== undefined ? { worker: opts.worker, background } : {}),
     ...(config.tls ? { tls_subject: config.tls.subject, tls_not_after: config.tls.notAfter.toISOString() } : {}),
     ...(config.trustedProxies ? { trusted_proxies: config.trustedProxies.cidrs } : {}),
   });
@@ -147,27 +165,14 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     logger.warn('the TLS certificate has expired: clients will refuse it', { tls_not_after: config.tls.notAfter.toISOString() });
   }
 
-  // Housekeeping: ended sessions and idle login counters are dropped after a
-  // day (the audit log keeps the history). Any instance may do it; it is idempotent.
-  const housekeeping = every('housekeeping', 3_600_000, () => {
-    const now = new Date();
-    return Promise.all([pruneSessions(db, now, 86_400), pruneThrottle(db, now, 86_400)]);
-  }, logger);
-  // Unanswered requests expire on time even when nobody looks at them, and grants whose holders
-  // may no longer hold them end (a group changed by a command run without the server, another
-  // instance's policy): every 15 s.
-  const expiry = every('request expiry', 15_000, async () => {
-    await requests.expireDue();
-    await endIneligible();
-  }, logger);
-  notifier.start();
-  sealer = startSealer({ db, signer: keys.signer, logger, witness });
+  // The background work and the sealer run in one process of the host (StartOptions.background).
+  const jobs = background ? startJobs({ db, requests, notifier, endIneligible, logger }) : { stop: async () => {} };
+  sealer = background ? startSealer({ db, signer: keys.signer, logger, witness }) : NO_SEALER;
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      await Promise.all([housekeeping.stop(), expiry.stop()]);
-      await notifier.stop();
+      await jobs.stop();
       await sealer.stop();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -180,9 +185,35 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   return { url, app, issuer, auth: await services.auth, users, requests, notifier, audit, revocation, sealer, reloadPolicy, database, signer: keys.signer, close };
 }
 
+/**
+ * Housekeeping: ended sessions and idle login counters are dropped after a day (the audit log
+ * keeps the history); it is idempotent. Unanswered requests expire on time even when nobody looks
+ * at them, and grants whose holders may no longer hold them end (a group changed by a command run
+ * without the server, another instance's policy): every 15 s. Webhooks are delivered from the outbox.
+ */
+function startJobs(d: { db: DbHandle['db']; requests: RequestService; notifier: Notifier; endIneligible: () => Promise<unknown>; logger: Logger }): { stop(): Promise<void> } {
+  const housekeeping = every('housekeeping', 3_600_000, () => {
+    const now = new Date();
+    return Promise.all([pruneSessions(d.db, now, 86_400), pruneThrottle(d.db, now, 86_400)]);
+  }, d.logger);
+  const expiry = every('request expiry', 15_000, async () => {
+    await d.requests.expireDue();
+    await d.endIneligible();
+  }, d.logger);
+  d.notifier.start();
+  return {
+    async stop() {
+      await Promise.all([housekeeping.stop(), expiry.stop()]);
+      await d.notifier.stop();
+    },
+  };
+}
+
 /** Runs the server until SIGTERM or SIGINT, then drains requests and closes the database. */
 export async function serveUntilSignalled(config: ServerConfig, logger: Logger): Promise<void> {
-  const running = await startServer(config, logger);
+  if (isPrimaryOfWorkers(config)) return runPrimary(config, logger);
+  const worker = workerIndex();
+  const running = await startServer(config, logger, worker === null ? {} : { worker, background: worker === 0 });
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       logger.info('shutting down', { signal });
@@ -197,4 +228,6 @@ export async function serveUntilSignalled(config: ServerConfig, logger: Logger):
     process.on('SIGHUP', () => void running.reloadPolicy('os:SIGHUP'));
   });
   logger.info('stopped');
+  // A worker's channel to the primary would keep it alive: let go of it.
+  if (worker !== null) process.disconnect?.();
 }

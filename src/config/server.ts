@@ -60,6 +60,8 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     for (const p of parsed.problems) problems.push(`JIT_SSH_TRUSTED_PROXIES (--trusted-proxies): ${p}`);
     if (parsed.proxies.cidrs.length > 0) trustedProxies = parsed.proxies;
   }
+  // The embedded database belongs to one process: several need a PostgreSQL they can share.
+  if (v.workers > 1 && !v.databaseUrl) problems.push('JIT_SSH_WORKERS (--workers): more than 1 needs DATABASE_URL (the embedded database is one process\'s)');
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     databaseUrl: v.databaseUrl ?? null,
@@ -74,6 +76,7 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     bodyLimit: v.bodyLimit,
     logLevel: v.logLevel,
     shutdownTimeout: v.shutdownTimeout,
+    workers: v.workers,
     requestTimeout: v.requestTimeout,
     secretKey,
     webhookSecret: webhookText ? Buffer.from(webhookText, 'utf8') : null,

@@ -23,6 +23,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Seconds in-flight requests get to finish on SIGTERM before the process exits anyway. */
   shutdownTimeout: number;
+  /** Processes serving the port (node:cluster); the first also runs the background jobs and the admin socket. */
+  workers: number;
   /** Seconds within which every request is answered (503 past it, e.g. while the database hangs); auditors' log walks excepted. */
   requestTimeout: number;
   /** Key encrypting secrets at rest (TOTP seeds); null = the generated `dataDir/secret.key` (embedded database only). */
