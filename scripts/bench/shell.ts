@@ -61,7 +61,7 @@ export async function runShell(pgUrl: string, tmp: string): Promise<{ results: R
     const fromNothing = summarize('jit-ssh ssh shell --for 1h -- … true, new request', 1, lat, (performance.now() - t0) / 1000);
     await sshd.stop();
     const notes = [
-      `time-to-shell overhead over plain ssh, p50: certificate on disk ${(onDisk.p50ms - plain.p50ms).toFixed(0)} ms, new auto-approved request ${(fromNothing.p50ms - plain.p50ms).toFixed(0)} ms (target ≤ 1000 ms)`,
+      `time-to-shell overhead over plain ssh, p50: certificate on disk ${(onDisk.p50ms - plain.p50ms).toFixed(0)} ms, new auto-approved request ${(fromNothing.p50ms - plain.p50ms).toFixed(0)} ms (targets: ≤ 300 ms with the certificate on disk, ≤ 1000 ms from a new request)`,
     ];
     return { results: [plain, onDisk, fromNothing], notes };
   } finally {
