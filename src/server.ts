@@ -5,7 +5,7 @@
 
 import { promises as fs } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
@@ -20,6 +20,7 @@ import { createAdminApp } from './http/admin-app.js';
 import { listenAdminSocket } from './http/admin-socket.js';
 import type { App } from './http/app.js';
 import { clientAddressResolver } from './http/client-address.js';
+import { HardenedServerResponse } from './http/response-headers.js';
 import { NotReadyError } from './http/routes/health.js';
 import { errorFields, type Logger } from './log.js';
 import { isPrimaryOfWorkers, runPrimary, workerIndex } from './server-workers.js';
@@ -139,7 +140,9 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   const address = await new Promise<AddressInfo>((resolve, reject) => {
     // With a certificate and key the service speaks HTTPS itself (TLS 1.2 or later); otherwise
     // plain HTTP, for loopback or behind a TLS-terminating proxy.
-    const tls = config.tls ? { createServer: createHttpsServer, serverOptions: { cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' as const } } : {};
+    // Every answer is written through HardenedServerResponse (its security headers, see http/response-headers.ts).
+    const serverOptions = { ServerResponse: HardenedServerResponse as typeof ServerResponse };
+    const tls = config.tls ? { createServer: createHttpsServer, serverOptions: { ...serverOptions, cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' as const } } : { serverOptions };
     server = serve({ fetch: app.fetch, hostname: config.host, port: config.port, ...tls }, resolve) as Server;
     server.once('error', reject);
   }).catch(async (e: NodeJS.ErrnoException) => {
