@@ -20,6 +20,9 @@ import { createRequestService, type RequestService } from './requests.js';
 import { createRevocationService, type RevocationService } from './revocation.js';
 import { createUserAdmin, type UserAdmin } from './users.js';
 
+/** Groups from an identity provider's sign-in count this long by default (JIT_SSH_OIDC_MAX_GROUP_AGE). */
+export const DEFAULT_MAX_GROUP_AGE = 12 * 3600;
+
 /** The settings the services read. */
 export type ServicesConfig = Pick<ServerConfig, 'auth' | 'webhookSecret'>;
 
@@ -63,6 +66,7 @@ export function createServices(config: ServicesConfig, db: Kysely<Database>, key
 export function createServices(config: ServicesConfig, db: Kysely<Database>, keys: CaKeys | null, ctx: ServicesContext): Services | KeylessServices {
   const { box, logger, now } = ctx;
   const settings = config.auth;
+  const maxGroupAge = settings.maxGroupAge ?? DEFAULT_MAX_GROUP_AGE;
   const policy =
     ctx.policy ??
     (() => {
@@ -76,9 +80,9 @@ export function createServices(config: ServicesConfig, db: Kysely<Database>, key
     auth: () => createAuthService({ db, box, settings, now }),
     stepUp: () => createStepUpVerifier({ db, box, settings, now }),
     users: () => createUserAdmin({ db, box, passwordCost: settings.passwordCost, policy: ctx.policy, now }),
-    requests: () => createRequestService({ db, policy, now }),
+    requests: () => createRequestService({ db, policy, now, maxGroupAge }),
     issuer: () => createIssuer({ db, signer: ca().signer, now }),
-    certificates: (s) => createCertificateService({ db, issuer: s.issuer, policy, now }),
+    certificates: (s) => createCertificateService({ db, issuer: s.issuer, policy, now, maxGroupAge }),
     notifier: () => createNotifier({ db, secret: config.webhookSecret, logger, now }),
     audit: () => createAuditService({ db, now, trustedKeys: keys ? [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()] : undefined, signedHeads: ctx.signedHeads }),
     revocation: () => createRevocationService({ db, signer: ca().signer, caKeys: caKeyBlobs(ca().publicKeys), now }),
