@@ -34,7 +34,8 @@ export async function createServerApp(services: Services, opts: ServerAppOptions
     certificates,
     audit,
     stepUp,
-    pages: opts.web && webPages({ logger, auth, stepUp, requests, audit, clientAddress, ...opts.web }),
+    oidc: services.oidc,
+    pages: opts.web && webPages({ logger, auth, stepUp, requests, audit, clientAddress, oidc: services.oidc, ...opts.web }),
   });
 }
 

@@ -14,6 +14,7 @@ import { createSecretBox, loadOrCreateSecretKey } from './auth/secret-box.js';
 import { createServerApp } from './compose.js';
 import type { ServerConfig } from './config.js';
 import { migrate, openDatabase, type DbHandle } from './db/index.js';
+import { pruneFlows } from './db/oidc.js';
 import { pruneSessions } from './db/sessions.js';
 import { pruneThrottle } from './db/throttle.js';
 import { createAdminApp } from './http/admin-app.js';
@@ -163,6 +164,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     ...(opts.worker !== undefined ? { worker: opts.worker, background } : {}),
     ...(config.tls ? { tls_subject: config.tls.subject, tls_not_after: config.tls.notAfter.toISOString() } : {}),
     ...(config.trustedProxies ? { trusted_proxies: config.trustedProxies.cidrs } : {}),
+    ...(config.oidc ? { identity_providers: config.oidc.issuers.map((i) => i.id) } : {}),
   });
   if (config.tls && config.tls.notAfter.getTime() < Date.now()) {
     logger.warn('the TLS certificate has expired: clients will refuse it', { tls_not_after: config.tls.notAfter.toISOString() });
@@ -180,7 +182,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);
-      await Promise.all([drained, adminSocket.close()]);
+      await Promise.all([drained, adminSocket.close(), services.oidc?.close()]);
       clearTimeout(timer);
       await database.close();
     })());
@@ -197,7 +199,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
 function startJobs(d: { db: DbHandle['db']; requests: RequestService; notifier: Notifier; endIneligible: () => Promise<unknown>; logger: Logger }): { stop(): Promise<void> } {
   const housekeeping = every('housekeeping', 3_600_000, () => {
     const now = new Date();
-    return Promise.all([pruneSessions(d.db, now, 86_400), pruneThrottle(d.db, now, 86_400)]);
+    return Promise.all([pruneSessions(d.db, now, 86_400), pruneThrottle(d.db, now, 86_400), pruneFlows(d.db, now)]);
   }, d.logger);
   const expiry = every('request expiry', 15_000, async () => {
     await d.requests.expireDue();

@@ -71,7 +71,7 @@ test('ok: the helper talks to JIT_SSH_SERVER and keeps its files in JIT_SSH_HOME
 
 test('ok: auth settings have safe defaults and take durations', () => {
   const d = loadServerConfig({}, {}, '/srv');
-  assert.deepEqual({ ...d.auth }, { tokenTtl: 3600, adminGroup: 'admins', auditorGroup: 'auditors', lockoutThreshold: 5, lockoutSeconds: 60, addressFailureLimit: 20, globalFailureLimit: 100, loginQueue: 32, passwordCost: 16 });
+  assert.deepEqual({ ...d.auth }, { tokenTtl: 3600, adminGroup: 'admins', auditorGroup: 'auditors', lockoutThreshold: 5, lockoutSeconds: 60, addressFailureLimit: 20, globalFailureLimit: 100, loginQueue: 32, passwordCost: 16, maxGroupAge: 43200 });
   assert.equal(d.secretKey, null, 'embedded default: the key is generated into the data dir');
   const c = loadServerConfig({ JIT_SSH_TOKEN_TTL: '15m', JIT_SSH_LOCKOUT_DURATION: '2m' }, { 'password-cost': '14' });
   assert.equal(c.auth.tokenTtl, 900);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseTrustedProxies, type TrustedProxies } from '../core/forwarded.js';
 import { describe, pick, schema, SERVER_SETTINGS, type Env, type Flags } from './settings.js';
+import { loadOidcConfig } from './oidc.js';
 import { loadTls, readOr } from './tls.js';
 import { ConfigError, type ServerConfig } from './types.js';
 
@@ -62,6 +63,7 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
   }
   // The embedded database belongs to one process: several need a PostgreSQL they can share.
   if (v.workers > 1 && !v.databaseUrl) problems.push('JIT_SSH_WORKERS (--workers): more than 1 needs DATABASE_URL (the embedded database is one process\'s)');
+  const oidc = v.oidcConfig ? loadOidcConfig(path.resolve(cwd, v.oidcConfig), env, v.publicUrl ? new URL(v.publicUrl).origin : null, problems) : null;
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     databaseUrl: v.databaseUrl ?? null,
@@ -83,6 +85,7 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     publicUrl: v.publicUrl ? new URL(v.publicUrl).origin : null,
     tls,
     trustedProxies,
+    oidc,
     adminSocket: v.adminSocket ? path.resolve(cwd, v.adminSocket) : path.join(dataDir, 'admin.sock'),
     checkpointLog: v.checkpointLog ? path.resolve(cwd, v.checkpointLog) : path.join(dataDir, 'checkpoints.jsonl'),
     auth: Object.freeze({
@@ -95,6 +98,7 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
       globalFailureLimit: v.globalFailureLimit,
       loginQueue: v.loginQueue,
       passwordCost: v.passwordCost,
+      maxGroupAge: v.oidcMaxGroupAge,
     }),
   });
 }

@@ -44,6 +44,8 @@ export const SERVER_SETTINGS = {
   tlsCert: { env: 'JIT_SSH_TLS_CERT', flag: 'tls-cert', help: 'PEM certificate (chain) to serve HTTPS with; needs JIT_SSH_TLS_KEY' },
   tlsKey: { env: 'JIT_SSH_TLS_KEY', flag: 'tls-key', help: 'PEM private key of JIT_SSH_TLS_CERT (not readable by others)' },
   trustedProxies: { env: 'JIT_SSH_TRUSTED_PROXIES', flag: 'trusted-proxies', help: 'CIDRs of reverse proxies whose X-Forwarded-For/Forwarded names the client (default none: the socket peer)' },
+  oidcConfig: { env: 'JIT_SSH_OIDC_CONFIG', flag: 'oidc-config', help: 'YAML file of OpenID Connect identity providers to sign in with (default none: jit-ssh passwords and codes only)' },
+  oidcMaxGroupAge: { env: 'JIT_SSH_OIDC_MAX_GROUP_AGE', flag: 'oidc-max-group-age', help: 'groups from an identity provider count this long after its sign-in, for requests, approvals and certificates (default 12h)' },
 } as const;
 
 export function pick(env: Env, flags: Flags, key: keyof typeof SERVER_SETTINGS): string | undefined {
@@ -114,6 +116,8 @@ export const schema = z.object({
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
   trustedProxies: z.string().optional(),
+  oidcConfig: z.string().optional(),
+  oidcMaxGroupAge: duration(60, 30 * 86400).default(12 * 3600),
 });
 
 export function describe(issue: z.core.$ZodIssue): string {

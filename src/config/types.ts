@@ -2,6 +2,9 @@
 // config/client.ts make them from the environment and flags.
 
 import type { TrustedProxies } from '../core/forwarded.js';
+import type { OidcSettings } from './oidc.js';
+
+export type { OidcIssuerConfig, OidcSettings } from './oidc.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -45,6 +48,8 @@ export interface ServerConfig {
   tls: TlsSettings | null;
   /** Reverse proxies whose X-Forwarded-For / Forwarded names the client; null = none: the socket's peer is the client. */
   trustedProxies: TrustedProxies | null;
+  /** Identity providers to sign in with (JIT_SSH_OIDC_CONFIG); null = standalone: jit-ssh's own passwords and codes only. */
+  oidc: OidcSettings | null;
 }
 
 export interface TlsSettings {
@@ -72,6 +77,8 @@ export interface AuthSettings {
   loginQueue: number;
   /** scrypt cost as log2(N); memory per hash is 128 * 8 * N bytes (2^16 → 64 MiB). */
   passwordCost: number;
+  /** Seconds groups from an identity provider's sign-in count for requests, approvals and certificates (default 12 h). */
+  maxGroupAge?: number;
 }
 
 export interface ClientConfig {

@@ -49,6 +49,29 @@ export interface SessionsTable {
   auth: ColumnType<unknown, string | undefined, never>;
 }
 
+export interface OidcIdentitiesTable {
+  /** The issuer URL (the ID token's `iss`). */
+  issuer: string;
+  /** The ID token's `sub`. */
+  subject: string;
+  username: string;
+  /** The configured issuer's id, for messages. */
+  issuer_id: string;
+  /** The groups the provider sent at the last sign-in (before group_map). */
+  idp_groups: string[];
+  /** When they were sent: the last sign-in. */
+  groups_at: Date;
+  created_at: Date;
+}
+
+export interface OidcFlowsTable {
+  key_hash: Buffer;
+  kind: 'auth' | 'code' | 'device';
+  data: ColumnType<unknown, string, string>;
+  created_at: Date;
+  expires_at: Date;
+}
+
 export interface LoginThrottleTable {
   key: string;
   failures: number;
@@ -203,6 +226,8 @@ export interface Database {
   certificates: CertificatesTable;
   users: UsersTable;
   sessions: SessionsTable;
+  oidc_identities: OidcIdentitiesTable;
+  oidc_flows: OidcFlowsTable;
   login_throttle: LoginThrottleTable;
   audit_events: AuditEventsTable;
   requests: RequestsTable;

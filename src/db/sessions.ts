@@ -11,6 +11,8 @@ export interface SessionUser {
   groups: string[];
   expiresAt: Date;
   auth: SessionAuth;
+  /** For a user of an identity provider: which one (its configured id) and when it last sent the groups. */
+  groupsFrom?: { issuerId: string; at: Date };
 }
 
 export async function insertSession(db: Db, s: { tokenHash: Buffer; username: string; createdAt: Date; expiresAt: Date; clientAddress: string | null; auth: SessionAuth }): Promise<void> {
@@ -28,13 +30,19 @@ export async function findLiveSessions(db: Db, tokenHashes: Buffer[], now: Date)
   const rows = await db
     .selectFrom('sessions')
     .innerJoin('users', 'users.name', 'sessions.username')
-    .select(['sessions.token_hash', 'users.name', 'users.groups', 'sessions.expires_at', 'sessions.auth'])
+    .leftJoin('oidc_identities', 'oidc_identities.username', 'users.name')
+    .select(['sessions.token_hash', 'users.name', 'users.groups', 'sessions.expires_at', 'sessions.auth', 'oidc_identities.issuer_id', 'oidc_identities.groups_at'])
     .where('sessions.token_hash', 'in', tokenHashes)
     .where('sessions.revoked_at', 'is', null)
     .where('sessions.expires_at', '>', now)
     .where('users.enabled', '=', true)
     .execute();
-  return new Map(rows.map((r) => [Buffer.from(r.token_hash).toString('hex'), { username: r.name, groups: r.groups, expiresAt: r.expires_at, auth: asSessionAuth(r.auth) }]));
+  return new Map(
+    rows.map((r) => [
+      Buffer.from(r.token_hash).toString('hex'),
+      { username: r.name, groups: r.groups, expiresAt: r.expires_at, auth: asSessionAuth(r.auth), ...(r.issuer_id && r.groups_at ? { groupsFrom: { issuerId: r.issuer_id, at: r.groups_at } } : {}) },
+    ]),
+  );
 }
 
 export async function revokeSession(db: Db, tokenHash: Buffer, now: Date): Promise<boolean> {

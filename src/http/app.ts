@@ -15,12 +15,13 @@ import { answerErrors, HttpProblem, problem, titleOf, type ErrorPages } from './
 import { adminRoutes, type AdminRoutesDeps } from './routes/admin.js';
 import { auditRoutes, type AuditRoutesDeps } from './routes/audit.js';
 import { authRoutes, type AuthDeps } from './routes/auth.js';
+import { ssoRoutes, type SsoDeps } from './routes/sso.js';
 import { requestRoutes, type RequestRoutesDeps } from './routes/requests.js';
 import { caRoutes, type CaDeps } from './routes/ca.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
 import type { AppEnv } from './types.js';
 
-export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, Omit<RequestRoutesDeps, 'auth' | 'clientAddress'>, Omit<AdminRoutesDeps, 'auth'>, Omit<AuditRoutesDeps, 'auth'> {
+export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, SsoDeps, Omit<RequestRoutesDeps, 'auth' | 'clientAddress'>, Omit<AdminRoutesDeps, 'auth'>, Omit<AuditRoutesDeps, 'auth'> {
   logger: Logger;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
@@ -75,6 +76,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', healthRoutes(deps));
   app.route('/', caRoutes(deps));
   app.route('/', authRoutes(deps));
+  app.route('/', ssoRoutes(deps));
   app.route('/', auditRoutes(deps));
   app.route('/', requestRoutes(deps));
   app.route('/', adminRoutes(deps));

@@ -32,6 +32,8 @@ export interface Principal {
   expiresAt: Date;
   /** How this session was authenticated: recorded with what the person does. */
   auth: SessionAuth;
+  /** For a user of an identity provider: which one, and when it last sent `groups` (they count for a limited time). */
+  groupsFrom?: { issuerId: string; at: Date };
 }
 
 /**
@@ -44,6 +46,33 @@ export interface Principal {
 export type Audience = 'api' | 'web';
 
 const sessionHash = (token: string, audience: Audience) => hashToken(audience === 'api' ? token : `${audience}:${token}`);
+
+export interface OpenSessionInput {
+  username: string;
+  audience: Audience;
+  auth: SessionAuth;
+  clientAddress: string | null;
+  at: Date;
+  /** Session lifetime, seconds. */
+  ttl: number;
+  /** More for the login event (e.g. the identity provider's id). */
+  details?: Record<string, unknown>;
+}
+
+/**
+ * A new session for a user already proven (an identity provider's sign-in):
+ * the same session rows and login event a password login makes.
+ */
+export async function openSession(db: Kysely<Database>, s: OpenSessionInput): Promise<LoginOutput> {
+  const token = newToken();
+  const expiresAt = new Date(s.at.getTime() + s.ttl * 1000);
+  await db.transaction().execute(async (trx) => {
+    await insertSession(trx, { tokenHash: sessionHash(token, s.audience), username: s.username, createdAt: s.at, expiresAt, clientAddress: s.clientAddress, auth: s.auth });
+    await updateUser(trx, s.username, { lastLoginAt: s.at }, s.at);
+    await appendEvent(trx, { at: s.at, actor: s.username, action: 'login.ok', target: s.username, outcome: 'ok', clientAddress: s.clientAddress, details: { auth: s.auth, ...(s.audience === 'api' ? {} : { via: s.audience }), ...s.details } });
+  });
+  return { token, expires_at: expiresAt.toISOString(), username: s.username };
+}
 
 export interface LoginInput {
   username: unknown;
@@ -94,6 +123,7 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
     isAuditor: s.groups.includes(settings.auditorGroup),
     expiresAt: s.expiresAt,
     auth: s.auth,
+    ...(s.groupsFrom ? { groupsFrom: s.groupsFrom } : {}),
   });
 
   async function refuse(at: Date, username: string, clientAddress: string | null, reason: string, retryAfter: number): Promise<never> {

@@ -16,12 +16,16 @@ import { createCaKeysPublisher } from './ca-keys.js';
 import { caKeyBlobs, type CaKeys } from './ca-signer.js';
 import { createCertificateService, createIssuer, type CertificateService, type Issuer } from './issuance.js';
 import { createNotifier, type Notifier } from './notify.js';
+import { createOidcService, type OidcService } from './oidc.js';
 import { createRequestService, type RequestService } from './requests.js';
 import { createRevocationService, type RevocationService } from './revocation.js';
 import { createUserAdmin, type UserAdmin } from './users.js';
 
+/** Groups from an identity provider's sign-in count this long by default (JIT_SSH_OIDC_MAX_GROUP_AGE). */
+export const DEFAULT_MAX_GROUP_AGE = 12 * 3600;
+
 /** The settings the services read. */
-export type ServicesConfig = Pick<ServerConfig, 'auth' | 'webhookSecret'>;
+export type ServicesConfig = Pick<ServerConfig, 'auth' | 'webhookSecret'> & Partial<Pick<ServerConfig, 'oidc'>>;
 
 /** What the services are handed besides the settings, the database and the CA keys. */
 export interface ServicesContext {
@@ -53,6 +57,8 @@ export interface Services {
   revocation: RevocationService;
   /** The signed list of CA keys served at /v1/ca.pub. */
   caKeys: ReturnType<typeof createCaKeysPublisher>;
+  /** Sign-in through identity providers; null in standalone mode (no JIT_SSH_OIDC_CONFIG). */
+  oidc: OidcService | null;
 }
 
 /** The services that need no CA key (the admin commands load it only when a KRL or a verification asks for it). */
@@ -63,6 +69,7 @@ export function createServices(config: ServicesConfig, db: Kysely<Database>, key
 export function createServices(config: ServicesConfig, db: Kysely<Database>, keys: CaKeys | null, ctx: ServicesContext): Services | KeylessServices {
   const { box, logger, now } = ctx;
   const settings = config.auth;
+  const maxGroupAge = settings.maxGroupAge ?? DEFAULT_MAX_GROUP_AGE;
   const policy =
     ctx.policy ??
     (() => {
@@ -76,12 +83,13 @@ export function createServices(config: ServicesConfig, db: Kysely<Database>, key
     auth: () => createAuthService({ db, box, settings, now }),
     stepUp: () => createStepUpVerifier({ db, box, settings, now }),
     users: () => createUserAdmin({ db, box, passwordCost: settings.passwordCost, policy: ctx.policy, now }),
-    requests: () => createRequestService({ db, policy, now }),
+    requests: () => createRequestService({ db, policy, now, maxGroupAge }),
     issuer: () => createIssuer({ db, signer: ca().signer, now }),
-    certificates: (s) => createCertificateService({ db, issuer: s.issuer, policy, now }),
+    certificates: (s) => createCertificateService({ db, issuer: s.issuer, policy, now, maxGroupAge }),
     notifier: () => createNotifier({ db, secret: config.webhookSecret, logger, now }),
     audit: () => createAuditService({ db, now, trustedKeys: keys ? [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()] : undefined, signedHeads: ctx.signedHeads }),
     revocation: () => createRevocationService({ db, signer: ca().signer, caKeys: caKeyBlobs(ca().publicKeys), now }),
+    oidc: () => (config.oidc ? createOidcService({ db, box, settings: config.oidc, tokenTtl: settings.tokenTtl, logger, now }) : null),
     caKeys: () => createCaKeysPublisher({ db, signer: ca().signer, publicKeys: ca().publicKeys, retiredKeys: ca().retiredKeys, now }),
   });
 }

@@ -21,6 +21,7 @@ import type { Kysely } from 'kysely';
 import { certificateTerms } from '../core/cert-terms.js';
 import { DomainError } from '../core/errors.js';
 import { holdRefusal, isLive } from '../core/grant.js';
+import { requireFreshGroups } from '../core/group-age.js';
 import type { Policy, Role } from '../core/policy-types.js';
 import { batchedLookup } from '../db/batch.js';
 import { findGrants } from '../db/requests.js';
@@ -43,6 +44,8 @@ export interface CertificateServiceDeps {
   issuer: Issuer;
   policy: () => Policy;
   now?: () => Date;
+  /** Seconds groups from an identity provider's sign-in count; null = no limit. */
+  maxGroupAge?: number | null;
 }
 
 /** What a valid body asks for. */
@@ -99,6 +102,8 @@ export function createCertificateService(deps: CertificateServiceDeps): Certific
       const { key, grantId } = vetRequest(input);
       const at = now();
       const grant = await loadGrant(grantOf, grantId, caller.principal.username);
+      // The holder's groups are re-checked below: an identity provider's count only while fresh.
+      requireFreshGroups(caller.principal.groupsFrom, deps.maxGroupAge ?? null, at);
       const policy = deps.policy();
       const role = checkGrant(grant, caller, policy, at);
       const terms = (serial: bigint) => certificateTerms({ grant: { id: grant.id, username: grant.username, startsAt: grant.starts_at, endsAt: grant.ends_at }, role, policy, key, serial, now: at });

@@ -17,6 +17,8 @@ import { parseAccessInput } from '../core/request-input.js';
 import { approvalsFor, expirePending, findRequest, liveGrantHolders, lockGrant, lockLiveGrants, lockRequest } from '../db/requests.js';
 import type { Database, GrantRow } from '../db/schema.js';
 import { findUser } from '../db/users.js';
+import { findIdentityOfUser } from '../db/oidc.js';
+import { requireFreshGroups, requireFreshRequester } from '../core/group-age.js';
 import type { Caller, RequestService } from './requests.js';
 import { applyEffects, approvalFacts, inTransaction, requestFacts } from './requests-apply.js';
 import { dryRunView, type RequestView } from './requests-views.js';
@@ -29,6 +31,8 @@ export interface WorkflowDeps {
   now: () => Date;
   /** The view of request `id` as `trx` sees it. */
   load: (id: string, trx: Transaction<Database>) => Promise<RequestView>;
+  /** Seconds groups from an identity provider's sign-in count; null = no limit. */
+  maxGroupAge: number | null;
 }
 
 type Workflow = Pick<RequestService, 'create' | 'approve' | 'deny' | 'cancel' | 'extend' | 'relinquish' | 'acknowledge' | 'endIneligible' | 'expireDue'>;
@@ -51,6 +55,8 @@ export function createWorkflow(deps: WorkflowDeps): Workflow {
   async function decideOn(caller: Caller, id: string, comment: unknown, verdict: 'approve' | 'deny'): Promise<RequestView> {
     const event: LifeEvent = { kind: verdict, id, by: person(caller), comment, ...(caller.stepUp ? { stepUp: caller.stepUp } : {}) };
     early(event);
+    // An approver's right to decide comes from their groups: an identity provider's, only while fresh.
+    requireFreshGroups(caller.principal.groupsFrom, deps.maxGroupAge, now());
     return run(async (trx, at, settle) => {
       // The grant an extension extends first, then the request (see above): the other order deadlocks against a grant ending.
       const extended = (await findRequest(trx, id))?.extends_grant;
@@ -59,6 +65,10 @@ export function createWorkflow(deps: WorkflowDeps): Workflow {
       const approvals = r ? (await approvalsFor(trx, [r.id])).map(approvalFacts) : [];
       // Approval time re-check: the requester as they are now.
       const account = r && verdict === 'approve' ? await findUser(trx, r.requester) : undefined;
+      if (account && r) {
+        const from = await findIdentityOfUser(trx, account.name);
+        if (from) requireFreshRequester(account.name, { issuerId: from.issuerId, at: from.groupsAt }, deps.maxGroupAge, at);
+      }
       const state = { request: r && requestFacts(r), approvals, grant: grant && grantState(grant), account: account && holder(account) };
       await settle(transition(state, event, deps.policy(), at));
       return deps.load(id, trx);
@@ -76,6 +86,8 @@ export function createWorkflow(deps: WorkflowDeps): Workflow {
       const policy = deps.policy();
       const by = person(caller);
       const req = parseAccessInput(input, policy.roles.get(String(input['role'])));
+      // Policy may approve at once on the requester's groups: an identity provider's count only while fresh.
+      if (!dryRun) requireFreshGroups(caller.principal.groupsFrom, deps.maxGroupAge, now());
       if (dryRun) return dryRunView(policy, req, decide(policy, by, req, now()));
       return run(async (trx, at, settle) => {
         const id = newId(at);

@@ -58,6 +58,8 @@ export interface RequestDeps {
   db: Kysely<Database>;
   policy: () => Policy;
   now?: () => Date;
+  /** Seconds groups from an identity provider's sign-in count for requests and approvals; null = no limit. */
+  maxGroupAge?: number | null;
 }
 
 const requesterOf = (p: Principal): Requester => ({ name: p.username, groups: p.groups });
@@ -79,7 +81,7 @@ export function createRequestService(deps: RequestDeps): RequestService {
   const decidableRoles = (who: Principal) => [...deps.policy().roles.values()].filter((role) => isApprover(role, requesterOf(who))).map((r) => r.name);
 
   return {
-    ...createWorkflow({ db, policy: deps.policy, now, load }),
+    ...createWorkflow({ db, policy: deps.policy, now, load, maxGroupAge: deps.maxGroupAge ?? null }),
 
     roles: (who) => roleViews(deps.policy(), requesterOf(who)),
 

@@ -8,6 +8,7 @@ import type { AuditService } from '../services/audit.js';
 import type { AuthService, Principal, StepUpVerifier } from '../services/auth.js';
 import type { Caller, RequestService } from '../services/requests.js';
 import type { Logger } from '../log.js';
+import type { OidcService } from '../services/oidc.js';
 import { WebError } from './errors.js';
 import { csrfTokenFor, overHttps, sameSecret, sessionCookie } from './security.js';
 import type { Viewer } from './views/layout.js';
@@ -19,6 +20,8 @@ export interface WebDeps {
   requests: RequestService;
   audit: AuditService;
   clientAddress: (c: Context) => string | null;
+  /** Sign-in through identity providers; null/absent = standalone. */
+  oidc?: OidcService | null;
   /** The origin browsers use (JIT_SSH_PUBLIC_URL); null = each request's own. */
   publicUrl: string | null;
   now?: () => Date;

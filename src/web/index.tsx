@@ -10,6 +10,7 @@ import { pageMessage, WebError, type PageError } from './errors.js';
 import { auditRoutes } from './routes/audit.js';
 import { engineerRoutes } from './routes/engineer.js';
 import { loginRoutes } from './routes/login.js';
+import { ssoRoutes } from './routes/sso.js';
 import { queueRoutes } from './routes/queue.js';
 import { reportRoutes } from './routes/report.js';
 import { requestRoutes } from './routes/request.js';
@@ -54,6 +55,7 @@ export function webRoutes(deps: WebDeps) {
   app.use(UI, sameOriginPosts(deps.publicUrl));
   app.use(UI, loadSession(deps));
   app.route('/', loginRoutes(deps));
+  if (deps.oidc) app.route('/', ssoRoutes({ ...deps, oidc: deps.oidc }));
   app.use(UI, requireSession());
   app.use(UI, checkCsrf());
   app.route('/', engineerRoutes(deps));

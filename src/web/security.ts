@@ -79,6 +79,7 @@ export function sameOriginPosts(publicUrl: string | null): MiddlewareHandler {
 
 const SESSION = 'jit_ssh_session';
 const LOGIN = 'jit_ssh_login';
+const SSO = 'jit_ssh_sso';
 
 /** `__Host-` (Secure, Path=/, no Domain: no other host or subdomain can set or read it) whenever served over https. */
 const named = (base: string, secure: boolean) => (secure ? `__Host-${base}` : base);
@@ -116,6 +117,23 @@ export function loginCsrfCookie(c: Context, secure: boolean): string | undefined
 
 export function clearLoginCsrf(c: Context, secure: boolean): void {
   deleteCookie(c, named(LOGIN, secure), { path: '/', secure, httpOnly: true, sameSite: 'Strict' });
+}
+
+/**
+ * The state of the sign-in this browser started at an identity provider: the callback
+ * must bring back the same. SameSite=Lax, unlike the others: the provider's redirect
+ * back is a cross-site navigation, which Strict cookies do not ride on.
+ */
+export function setSsoBinding(c: Context, secure: boolean, state: string): void {
+  setCookie(c, named(SSO, secure), state, { httpOnly: true, sameSite: 'Lax', secure, path: '/', maxAge: 600 });
+}
+
+export function ssoBinding(c: Context, secure: boolean): string | undefined {
+  return getCookie(c, named(SSO, secure));
+}
+
+export function clearSsoBinding(c: Context, secure: boolean): void {
+  deleteCookie(c, named(SSO, secure), { path: '/', secure, httpOnly: true, sameSite: 'Lax' });
 }
 
 // ---- CSRF tokens ----

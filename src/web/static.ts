@@ -64,7 +64,8 @@ input[aria-invalid="true"], textarea[aria-invalid="true"], select[aria-invalid="
 textarea { min-height: 5rem; }
 input.code { max-width: 9rem; letter-spacing: .15em; }
 button, .button { font: inherit; font-weight: 600; padding: .45rem 1rem; border-radius: 6px; border: 1px solid #8c959f; background: var(--panel); color: var(--fg); cursor: pointer; text-decoration: none; display: inline-block; }
-button.primary { background: #1f883d; border-color: #1a7f37; color: #fff; }
+button.primary, .button.primary { background: #1f883d; border-color: #1a7f37; color: #fff; }
+ul.sso { list-style: none; padding: 0; margin: 0 0 1.5rem; display: flex; flex-wrap: wrap; gap: .5rem; }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: .5rem 0; }
 .inline { display: inline; }
 ul.plain { list-style: none; padding: 0; }

@@ -42,7 +42,9 @@ export function createApi(server: string, token: string | null, fetchImpl: typeo
     } catch {
       throw new ClientError(`${server} answered ${res.status} with something that is not JSON; is JIT_SSH_SERVER right?`, res.status);
     }
-    if (res.status === 401 && path !== '/v1/auth/login') throw new ClientError(LOGIN_HINT, 401);
+    // A sign-in's own refusal, or groups too old to use, is told in the server's words; other 401s mean the session is gone.
+    const ownWords = path === '/v1/auth/login' || path.startsWith('/v1/auth/sso') || data?.code === 'sign_in_required';
+    if (res.status === 401 && !ownWords) throw new ClientError(LOGIN_HINT, 401);
     if (!res.ok) throw new ClientError(data?.detail ?? `${server} answered ${res.status}`, res.status, typeof data?.code === 'string' ? data.code : null);
     return data as T;
   }

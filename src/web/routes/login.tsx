@@ -17,12 +17,25 @@ interface LoginForm {
   next: string;
   username: string;
   error?: string;
+  /** Identity providers to offer ("Sign in with <name>"). */
+  providers: Array<{ id: string; name: string }>;
 }
 
-const LoginPage = ({ csrf, next, username, error }: LoginForm) => (
+const LoginPage = ({ csrf, next, username, error, providers }: LoginForm) => (
   <>
     <h1>Log in</h1>
-    <p>Use your jit-ssh password and the six-digit code from your authenticator app.</p>
+    {providers.length > 0 && (
+      <ul class="sso stack" aria-label="Sign in with your organization">
+        {providers.map((p) => (
+          <li>
+            <a class="button primary" href={`/ui/sso/${p.id}/start?next=${encodeURIComponent(next)}`}>
+              Sign in with {p.name}
+            </a>
+          </li>
+        ))}
+      </ul>
+    )}
+    <p>{providers.length > 0 ? 'Or use' : 'Use'} your jit-ssh password and the six-digit code from your authenticator app.</p>
     <Alert message={error} id="login-error" />
     <form method="post" action="/ui/login" class="stack">
       <input type="hidden" name="csrf" value={csrf} />
@@ -46,18 +59,19 @@ async function endSession(deps: WebDeps, token: string, clientAddress: string | 
 
 export function loginRoutes(deps: WebDeps) {
   const app = new Hono<WebEnv>();
+  const providers = () => deps.oidc?.issuers() ?? [];
 
   app.get('/ui/login', (c) => {
     if (c.get('viewer')) return c.redirect('/ui', 303);
     const csrf = loginCsrf(c, overHttps(c, deps.publicUrl));
-    return page(c, 200, { title: 'Log in', viewer: null }, <LoginPage csrf={csrf} next={safeNext(c.req.query('next'))} username="" />);
+    return page(c, 200, { title: 'Log in', viewer: null }, <LoginPage csrf={csrf} next={safeNext(c.req.query('next'))} username="" providers={providers()} />);
   });
 
   app.post('/ui/login', async (c) => {
     const secure = overHttps(c, deps.publicUrl);
     const form = await readForm(c);
     const again = (status: 400 | 401 | 403 | 429 | 503, error: string, renew = false) =>
-      page(c, status, { title: 'Log in', viewer: null }, <LoginPage csrf={loginCsrf(c, secure, renew)} next={safeNext(form['next'])} username={form['username'] ?? ''} error={error} />);
+      page(c, status, { title: 'Log in', viewer: null }, <LoginPage csrf={loginCsrf(c, secure, renew)} next={safeNext(form['next'])} username={form['username'] ?? ''} error={error} providers={providers()} />);
     if (!sameSecret(form['csrf'], loginCsrfCookie(c, secure))) {
       // A new token replaces the refused one, in the cookie and the re-shown form, so the next try works (cookies must be enabled).
       return again(403, 'The login form had expired or did not come from this site. Please try again (cookies must be enabled).', true);
