@@ -44,6 +44,9 @@ export const SERVER_SETTINGS = {
   tlsCert: { env: 'JIT_SSH_TLS_CERT', flag: 'tls-cert', help: 'PEM certificate (chain) to serve HTTPS with; needs JIT_SSH_TLS_KEY' },
   tlsKey: { env: 'JIT_SSH_TLS_KEY', flag: 'tls-key', help: 'PEM private key of JIT_SSH_TLS_CERT (not readable by others)' },
   trustedProxies: { env: 'JIT_SSH_TRUSTED_PROXIES', flag: 'trusted-proxies', help: 'CIDRs of reverse proxies whose X-Forwarded-For/Forwarded names the client (default none: the socket peer)' },
+  hostCaKey: { env: 'JIT_SSH_HOST_CA_KEY', flag: 'host-ca-key', help: 'OpenSSH private key of the host CA, never the CA key (default DATA_DIR/host_ca_key, made on first start)' },
+  trustedHostCaKeys: { env: 'JIT_SSH_TRUSTED_HOST_CA_KEYS', flag: 'trusted-host-ca-keys', help: 'file of older host CA public keys clients still trust (rotation)' },
+  hostCertTtl: { env: 'JIT_SSH_HOST_CERT_TTL', flag: 'host-cert-ttl', help: 'validity of host certificates (default 30d)' },
 } as const;
 
 export function pick(env: Env, flags: Flags, key: keyof typeof SERVER_SETTINGS): string | undefined {
@@ -114,6 +117,9 @@ export const schema = z.object({
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
   trustedProxies: z.string().optional(),
+  hostCaKey: z.string().optional(),
+  trustedHostCaKeys: z.string().optional(),
+  hostCertTtl: duration(3600, 5 * 365 * 86400).default(30 * 86400),
 });
 
 export function describe(issue: z.core.$ZodIssue): string {

@@ -19,9 +19,10 @@ import { createNotifier, type Notifier } from './notify.js';
 import { createRequestService, type RequestService } from './requests.js';
 import { createRevocationService, type RevocationService } from './revocation.js';
 import { createUserAdmin, type UserAdmin } from './users.js';
+import { createHostService, type HostService } from './hosts.js';
 
 /** The settings the services read. */
-export type ServicesConfig = Pick<ServerConfig, 'auth' | 'webhookSecret'>;
+export type ServicesConfig = Pick<ServerConfig, 'auth' | 'webhookSecret'> & Partial<Pick<ServerConfig, 'hostCertTtl'>>;
 
 /** What the services are handed besides the settings, the database and the CA keys. */
 export interface ServicesContext {
@@ -37,6 +38,8 @@ export interface ServicesContext {
   now?: () => Date;
   /** The chain heads this instance signed (kept outside the database): audit verify fails when the log no longer holds one. */
   signedHeads?: AuditDeps['signedHeads'];
+  /** The host CA's keys (services/ca-signer.ts loadHostCaKeys); absent = no host certificates here. */
+  hostKeys?: CaKeys;
 }
 
 export interface Services {
@@ -53,10 +56,12 @@ export interface Services {
   revocation: RevocationService;
   /** The signed list of CA keys served at /v1/ca.pub. */
   caKeys: ReturnType<typeof createCaKeysPublisher>;
+  /** Host certificates: signing, enrollment, renewal, /v1/host-ca.pub. Throws on use when no host CA key was loaded. */
+  hosts: HostService;
 }
 
 /** The services that need no CA key (the admin commands load it only when a KRL or a verification asks for it). */
-export type KeylessServices = Omit<Services, 'issuer' | 'certificates' | 'revocation' | 'caKeys'>;
+export type KeylessServices = Omit<Services, 'issuer' | 'certificates' | 'revocation' | 'caKeys' | 'hosts'>;
 
 export function createServices(config: ServicesConfig, db: Kysely<Database>, keys: CaKeys, ctx: ServicesContext): Services;
 export function createServices(config: ServicesConfig, db: Kysely<Database>, keys: null, ctx: ServicesContext): KeylessServices;
@@ -83,6 +88,10 @@ export function createServices(config: ServicesConfig, db: Kysely<Database>, key
     audit: () => createAuditService({ db, now, trustedKeys: keys ? [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()] : undefined, signedHeads: ctx.signedHeads }),
     revocation: () => createRevocationService({ db, signer: ca().signer, caKeys: caKeyBlobs(ca().publicKeys), now }),
     caKeys: () => createCaKeysPublisher({ db, signer: ca().signer, publicKeys: ca().publicKeys, retiredKeys: ca().retiredKeys, now }),
+    hosts: () => {
+      if (!ctx.hostKeys) throw new Error('the host CA key is not loaded');
+      return createHostService({ db, keys: ctx.hostKeys, ttl: config.hostCertTtl ?? 30 * 86400, now });
+    },
   });
 }
 
