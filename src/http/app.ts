@@ -19,9 +19,10 @@ import { ssoRoutes, type SsoDeps } from './routes/sso.js';
 import { requestRoutes, type RequestRoutesDeps } from './routes/requests.js';
 import { caRoutes, type CaDeps } from './routes/ca.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
+import { hostRoutes, type HostRoutesDeps } from './routes/hosts.js';
 import type { AppEnv } from './types.js';
 
-export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, SsoDeps, Omit<RequestRoutesDeps, 'auth' | 'clientAddress'>, Omit<AdminRoutesDeps, 'auth'>, Omit<AuditRoutesDeps, 'auth'> {
+export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, SsoDeps, Omit<RequestRoutesDeps, 'auth' | 'clientAddress'>, Omit<AdminRoutesDeps, 'auth'>, Omit<AuditRoutesDeps, 'auth'>, Omit<HostRoutesDeps, 'clientAddress'> {
   logger: Logger;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
@@ -75,6 +76,7 @@ export function createApp(deps: AppDeps) {
 
   app.route('/', healthRoutes(deps));
   app.route('/', caRoutes(deps));
+  app.route('/', hostRoutes(deps));
   app.route('/', authRoutes(deps));
   app.route('/', ssoRoutes(deps));
   app.route('/', auditRoutes(deps));

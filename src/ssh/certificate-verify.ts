@@ -7,7 +7,7 @@
 // never issued.
 
 import type { CertificateSpec } from './certificate.js';
-import { certificateType, SSH_CERT_TYPE_USER } from './certificate.js';
+import { certificateType, SSH_CERT_TYPE_HOST, SSH_CERT_TYPE_USER } from './certificate.js';
 import { readCertificate } from './certificate-parse.js';
 import { signatureVerifier } from './ca-signature.js';
 import { WireError } from './wire.js';
@@ -45,7 +45,8 @@ export function certificateChecker(caPublicKeyBlob: Buffer, opts: CheckOptions =
     if (c.type !== type) return `type ${c.type}, not ${type}`;
     if (!c.publicKeyBlob.equals(spec.publicKey.blob)) return 'it certifies another key';
     if (c.serial !== spec.serial) return `serial ${c.serial}, not ${spec.serial}`;
-    if (c.certType !== SSH_CERT_TYPE_USER) return `certificate kind ${c.certType}, not a user certificate`;
+    const kind = spec.certType ?? SSH_CERT_TYPE_USER;
+    if (c.certType !== kind) return `certificate kind ${c.certType}, not a ${kind === SSH_CERT_TYPE_HOST ? 'host' : 'user'} certificate`;
     if (c.keyId !== spec.keyId) return `key ID ${JSON.stringify(c.keyId)}, not ${JSON.stringify(spec.keyId)}`;
     if (!sameList(c.principals, spec.principals)) return `principals ${c.principals.join(',')}, not ${spec.principals.join(',')}`;
     if (c.validAfter !== BigInt(spec.validAfter) || c.validBefore !== BigInt(spec.validBefore)) {
