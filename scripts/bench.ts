@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runBaselines } from './bench/baselines.js';
 import { runGrowth } from './bench/growth.js';
-import { CEILING, ISSUE_FETCH, ISSUE_FETCH_ONE, ISSUE_HTTP, ISSUE_HTTP_ONE, runEmbedded, runIssuance } from './bench/issuance.js';
+import { CEILING, ISSUE_FETCH, ISSUE_FETCH_ONE, ISSUE_HTTP, ISSUE_HTTP_ONE, runEmbedded, runIssuance, TWO_WORKERS } from './bench/issuance.js';
 import { runLogin } from './bench/login.js';
 import type { Result } from './bench/measure.js';
 import { runShell } from './bench/shell.js';
@@ -82,6 +82,9 @@ for (const [name, client, target] of [[ISSUE_HTTP, 'http', '≥ 0.60'], [ISSUE_H
   const cpu = issue.extra?.['server_cpu_ms_per_cert'];
   if (typeof cpu === 'number') console.log(`  ${'  server CPU ms per certificate'.padEnd(58)} ${cpu.toFixed(3)}   (target ≤ 0.25)`);
 }
+// Both cores: the same single-grant fetch load on JIT_SSH_WORKERS=2 against one worker.
+ratio('2 workers / 1 worker, issuance one grant (fetch client)', find(TWO_WORKERS(ISSUE_FETCH_ONE), 64), find(ISSUE_FETCH_ONE, 64));
+ratio('2 workers / 1 worker, HTTP ceiling (fetch client)', find(TWO_WORKERS(CEILING('fetch'))), find(CEILING('fetch')));
 ratio('mintCertificate / raw ed25519 sign', find('mintCertificate (ed25519 CA)'), find('node:crypto ed25519 sign (raw)'));
 if (notes.length) console.log('\n' + notes.map((n) => `  ${n}`).join('\n'));
 

@@ -65,6 +65,8 @@ export const ISSUE_HTTP_ONE = 'POST /v1/certificates, one user one grant (http c
 export const ISSUE_FETCH = 'POST /v1/certificates, 16 users (fetch client)';
 export const ISSUE_FETCH_ONE = 'POST /v1/certificates, one user one grant (fetch client)';
 export const CEILING = (client: 'http' | 'fetch') => `GET /healthz, HTTP ceiling (${client} client)`;
+/** The same server run as JIT_SSH_WORKERS=2 (one supervisor, two workers on one port). */
+export const TWO_WORKERS = (name: string) => `${name}, 2 workers`;
 
 export interface LoadResult extends Result {
   received: number;
@@ -170,6 +172,20 @@ export async function runIssuance(pgUrl: string, tmp: string, seconds: number): 
         if ((r.errors ?? 0) > 0) notes.push(`${run.name} c=${c}: errors ${JSON.stringify(r.errorsBy)}`);
         if (r.keysReused > 0) notes.push(`${run.name} c=${c}: the load generator ran out of fresh keys ${r.keysReused} time(s)`);
       }
+    }
+    // 1 worker against 2 on the same database: the fetch client's ceiling and its single-grant issuance.
+    mkdirSync(path.join(dataDir, 'two-workers'), { recursive: true });
+    const two = await startBenchServer({ databaseUrl: bench.url, dataDir: path.join(dataDir, 'two-workers'), secretKey: server.secretKey, extraEnv: { JIT_SSH_WORKERS: '2' } });
+    try {
+      const ceiling = await httpLoad(two, sessions, 64, seconds, null, { client: 'fetch', route: 'healthz' });
+      results.push({ name: TWO_WORKERS(CEILING('fetch')), concurrency: 64, ops: ceiling.ops, perSecond: ceiling.perSecond, p50ms: ceiling.p50ms, p95ms: ceiling.p95ms, p99ms: ceiling.p99ms, errors: ceiling.errors, extra: { server_cpu_ms_per_op: ceiling.cpuMsPerOp } });
+      const file = path.join(dataDir, `serials-${serialFiles.length}.txt`);
+      serialFiles.push(file);
+      const r = await httpLoad(two, sessions.slice(0, 1), 64, seconds, file, { client: 'fetch' });
+      results.push({ name: TWO_WORKERS(ISSUE_FETCH_ONE), concurrency: 64, ops: r.ops, perSecond: r.perSecond, p50ms: r.p50ms, p95ms: r.p95ms, p99ms: r.p99ms, errors: r.errors, extra: { server_rss_mib: r.maxRssMiB, server_cpu_ms_per_cert: r.cpuMsPerOp } });
+      if ((r.errors ?? 0) > 0) notes.push(`${TWO_WORKERS(ISSUE_FETCH_ONE)}: errors ${JSON.stringify(r.errorsBy)}`);
+    } finally {
+      await two.stop();
     }
     const serials = serialFiles.flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean));
     const rows = await rowsForSerials(h.db, serials);
