@@ -13,6 +13,8 @@ export interface ServerAppOptions extends Pick<AppDeps, 'ready' | 'reloadPolicy'
   clientAddress: (c: Context) => string | null;
   /** The web pages under /ui (and a landing page at /), with the origin browsers use (null = each request's own); absent = the API only. */
   web?: { publicUrl: string | null; now?: () => Date };
+  /** Serve /v1/host-ca.pub and host enrollment (the services were given the host CA keys). */
+  hosts?: boolean;
 }
 
 /** The API (and the web pages) over `services`. */
@@ -35,6 +37,7 @@ export async function createServerApp(services: Services, opts: ServerAppOptions
     audit,
     stepUp,
     oidc: services.oidc,
+    hosts: opts.hosts ? services.hosts : undefined,
     pages: opts.web && webPages({ logger, auth, stepUp, requests, audit, clientAddress, oidc: services.oidc, ...opts.web }),
   });
 }

@@ -5,7 +5,7 @@
 
 import { promises as fs } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
@@ -21,12 +21,13 @@ import { createAdminApp } from './http/admin-app.js';
 import { listenAdminSocket } from './http/admin-socket.js';
 import type { App } from './http/app.js';
 import { clientAddressResolver } from './http/client-address.js';
+import { HardenedServerResponse } from './http/response-headers.js';
 import { NotReadyError } from './http/routes/health.js';
 import { errorFields, type Logger } from './log.js';
 import { isPrimaryOfWorkers, runPrimary, workerIndex } from './server-workers.js';
 import { startSealer, type AuditService, type Sealer } from './services/audit.js';
 import type { AuthService } from './services/auth.js';
-import { loadCaKeys } from './services/ca-signer.js';
+import { loadCaKeys, loadHostCaKeys } from './services/ca-signer.js';
 import { createServices } from './services/index.js';
 import type { Issuer } from './services/issuance.js';
 import type { Notifier } from './services/notify.js';
@@ -67,6 +68,8 @@ export interface StartOptions {
    * admin socket in DATA_DIR belong to one process.
    */
   background?: boolean;
+  /** A host CA signer made elsewhere (tests); default the JIT_SSH_HOST_CA_KEY file's. */
+  hostSigner?: Signer;
   /** Named in the log lines of a worker. */
   worker?: number;
 }
@@ -92,6 +95,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     logger.warn('webhooks are configured but JIT_SSH_WEBHOOK_SECRET is not: their bodies go unsigned');
   }
   const keys = await loadCaKeys(config, logger, opts.signer);
+  const hostKeys = await loadHostCaKeys(config, logger, keys.signer, opts.hostSigner);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -109,7 +113,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   });
   // A worker without the sealer reads the heads the first worker signed, as they are now.
   const signedHeads = background ? async () => witness.heads() : () => readSignedHeads(headFile);
-  const services = createServices(config, db, keys, { box, policy: policyStore.current, logger, signedHeads });
+  const services = createServices(config, db, keys, { box, policy: policyStore.current, logger, signedHeads, hostKeys });
   const { requests, notifier } = services;
   const endIneligible = ineligibleGrantsEnder(requests, logger);
   const reloadPolicy = createPolicyReloader({ store: policyStore, db, logger, endIneligible });
@@ -129,9 +133,10 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
       }
     },
     web: { publicUrl: config.publicUrl },
+    hosts: true,
   });
   const adminSocket = !background ? { close: async () => {} } : await orClose(database, async () => {
-    const admin = await listenAdminSocket(config.adminSocket, createAdminApp({ users: services.users, audit: services.audit, revocation: services.revocation, logger }).fetch);
+    const admin = await listenAdminSocket(config.adminSocket, createAdminApp({ users: services.users, audit: services.audit, revocation: services.revocation, hosts: services.hosts, logger }).fetch);
     if (admin.unidentified) logger.warn('the admin socket cannot identify its callers: admin commands are refused while the server runs', { reason: admin.unidentified });
     return admin;
   });
@@ -140,7 +145,9 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
   const address = await new Promise<AddressInfo>((resolve, reject) => {
     // With a certificate and key the service speaks HTTPS itself (TLS 1.2 or later); otherwise
     // plain HTTP, for loopback or behind a TLS-terminating proxy.
-    const tls = config.tls ? { createServer: createHttpsServer, serverOptions: { cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' as const } } : {};
+    // Every answer is written through HardenedServerResponse (its security headers, see http/response-headers.ts).
+    const serverOptions = { ServerResponse: HardenedServerResponse as typeof ServerResponse };
+    const tls = config.tls ? { createServer: createHttpsServer, serverOptions: { ...serverOptions, cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' as const } } : { serverOptions };
     server = serve({ fetch: app.fetch, hostname: config.host, port: config.port, ...tls }, resolve) as Server;
     server.once('error', reject);
   }).catch(async (e: NodeJS.ErrnoException) => {
@@ -157,6 +164,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
     ca_key_type: keys.signer.keyType,
     ca_fingerprint: keys.signer.fingerprint,
     trusted_ca_keys: keys.publicKeys.length,
+    host_ca_fingerprint: hostKeys.signer.fingerprint,
     admin_socket: background ? config.adminSocket : null,
     ...(opts.worker !== undefined ? { worker: opts.worker, background } : {}),
     ...(config.tls ? { tls_subject: config.tls.subject, tls_not_after: config.tls.notAfter.toISOString() } : {}),

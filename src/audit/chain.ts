@@ -60,12 +60,17 @@ export function canonical(value: unknown): unknown {
 
 /** The hash of a record as read from its table (the `seq` column is the chain's order, not content). */
 export function recordHash(stream: Stream, row: Record<string, unknown>): Buffer {
-  return createHash('sha256').update(`${stream}\0${JSON.stringify(canonicalRecord(row))}`).digest();
+  return createHash('sha256').update(`${stream}\0${JSON.stringify(canonicalRecord(row, stream))}`).digest();
 }
 
-/** A record's hashed content: its canonical form without its write order (`seq`) or stored hash. */
-export function canonicalRecord(row: Record<string, unknown>): unknown {
+/**
+ * A record's hashed content: its canonical form without its write order (`seq`) or stored hash.
+ * A certificate's `kind` counts only when it is not 'user': user certificates hash as they did
+ * before the column existed, so logs written then still verify.
+ */
+export function canonicalRecord(row: Record<string, unknown>, stream?: Stream): unknown {
   const { seq: _seq, record_hash: _hash, ...content } = row;
+  if (stream === 'certificates' && content['kind'] === 'user') delete content['kind'];
   return canonical(content);
 }
 

@@ -34,6 +34,7 @@ export const CERT_COLUMNS: Array<[string, (c: CertificateView) => string]> = [
   ['public_key_fingerprint', (c) => c.public_key_fingerprint],
   ['ca_key_fingerprint', (c) => c.ca_key_fingerprint],
   ['key_id', (c) => c.key_id],
+  ['kind', (c) => c.kind],
 ];
 
 export const EVENT_COLUMNS: Array<[string, (e: EventView) => string]> = [

@@ -38,7 +38,7 @@ export async function* exportChain(db: Kysely<Database>, now: Date): AsyncGenera
       const cps = new Map((await checkpointsBetween(db, stream, from, last)).map((cp) => [cp.position, cp]));
       let out = '';
       for (const { l_position, ...record } of rows) {
-        out += JSON.stringify({ type: 'link', stream, position: l_position, record: canonicalRecord(record) }) + '\n';
+        out += JSON.stringify({ type: 'link', stream, position: l_position, record: canonicalRecord(record, stream) }) + '\n';
         const cp = cps.get(l_position);
         if (cp) out += JSON.stringify({ type: 'checkpoint', stream, position: cp.position, chain: Buffer.from(cp.chain_hash).toString('hex'), at: cp.at.toISOString(), ca_fingerprint: cp.ca_fingerprint, signature: cp.signature }) + '\n';
       }

@@ -17,6 +17,8 @@ export interface CertificateFilter {
   request?: string;
   approver?: string;
   break_glass?: boolean;
+  /** 'user' or 'host' certificates only. */
+  kind?: 'user' | 'host';
   since?: Date;
   until?: Date;
   cursor?: string;
@@ -65,6 +67,8 @@ function limitOf(n: number | undefined): number {
 
 export interface CertificateView {
   serial: string;
+  /** 'user', or 'host' for a host certificate (principals are the host's names). */
+  kind: 'user' | 'host';
   key_id: string;
   username: string;
   request_id: string | null;
@@ -103,6 +107,7 @@ export async function queryCertificates(db: Kysely<Database>, f: CertificateFilt
       since: f.since,
       until: f.until,
       break_glass: f.break_glass,
+      kind: f.kind,
       approver: f.approver,
       beforeSeq: after ?? undefined,
     },
@@ -113,6 +118,7 @@ export async function queryCertificates(db: Kysely<Database>, f: CertificateFilt
   return {
     certificates: page.map((r) => ({
       serial: r.serial,
+      kind: r.kind,
       key_id: r.key_id,
       username: r.username,
       request_id: r.request_id,

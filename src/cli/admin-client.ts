@@ -17,7 +17,8 @@ import { LABEL_HEADER, type AdminApp } from '../http/admin-app.js';
 import { socketAnswers } from '../http/admin-socket.js';
 import { silentLogger } from '../log.js';
 import type { AuditService } from '../services/audit.js';
-import { loadCaKeys } from '../services/ca-signer.js';
+import { loadCaKeys, loadHostCaKeys } from '../services/ca-signer.js';
+import type { HostService } from '../services/hosts.js';
 import { createServices, type Services, type ServicesContext } from '../services/index.js';
 import { readPolicyFile } from '../services/policy-store.js';
 import type { Krl, RevokeTarget } from '../services/revocation.js';
@@ -38,8 +39,15 @@ export interface AuditAdmin {
   krl(): Promise<Krl>;
 }
 
+/** What `jit-ssh-ca host sign|token` need (the actor is the session's). */
+export interface HostAdmin {
+  sign(input: { publicKey: string; names: string[]; ttl?: number }): ReturnType<HostService['sign']>;
+  createToken(input: { names: string[]; ttl?: number }): ReturnType<HostService['createToken']>;
+}
+
 export interface AdminSession {
   users: UserAdmin;
+  hosts: HostAdmin;
   audit: AuditAdmin;
   /** Who is acting, as the audit log records it (through the socket the server names the actor itself). */
   actor: Actor;
@@ -91,6 +99,14 @@ function socketAudit(socketPath: string, actor: Actor): AuditAdmin {
   };
 }
 
+function socketHosts(socketPath: string, actor: Actor): HostAdmin {
+  const { hosts } = adminClient(socketPath, actor).admin;
+  return {
+    sign: async (input) => answered(await hosts.certificates.$post({ json: { public_key: input.publicKey, names: input.names, ttl: input.ttl } })),
+    createToken: async (input) => answered(await hosts.tokens.$post({ json: { names: input.names, ttl: input.ttl } })),
+  };
+}
+
 function socketUsers(socketPath: string, actor: Actor): UserAdmin {
   const { users } = adminClient(socketPath, actor).admin;
   const user = (name: string) => users[':name'];
@@ -127,8 +143,19 @@ async function directAdmin(config: ServerConfig, actor: Actor): Promise<AdminSes
     const { users, audit } = createServices(config, database.db, null, ctx);
     let keyed: Promise<Services> | undefined;
     const withKeys = () => (keyed ??= loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger).then((keys) => createServices(config, database.db, keys, ctx)));
+    // The host CA key (and the CA key, to be sure they differ) is made on first use at its
+    // default path, as the server's first start would.
+    const withHostKeys = async () => {
+      const keys = await loadCaKeys(config, silentLogger);
+      const hostKeys = await loadHostCaKeys(config, silentLogger, keys.signer);
+      return createServices(config, database.db, keys, { ...ctx, hostKeys }).hosts;
+    };
     return {
       users,
+      hosts: {
+        sign: async (input) => (await withHostKeys()).sign(input, actor),
+        createToken: async (input) => (await withHostKeys()).createToken(input, actor),
+      },
       audit: {
         certificates: audit.certificates,
         events: audit.events,
@@ -154,7 +181,7 @@ async function directAdmin(config: ServerConfig, actor: Actor): Promise<AdminSes
 export async function openAdmin(config: ServerConfig): Promise<AdminSession> {
   const actor = adminActor();
   if (await socketAnswers(config.adminSocket)) {
-    return { users: socketUsers(config.adminSocket, actor), audit: socketAudit(config.adminSocket, actor), actor, via: 'socket', close: async () => {} };
+    return { users: socketUsers(config.adminSocket, actor), hosts: socketHosts(config.adminSocket, actor), audit: socketAudit(config.adminSocket, actor), actor, via: 'socket', close: async () => {} };
   }
   return directAdmin(config, actor);
 }

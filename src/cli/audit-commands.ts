@@ -20,7 +20,7 @@ export interface AuditOptions {
 
 type Query = Record<string, string | undefined>;
 
-const CERT_FILTERS = ['user', 'principal', 'role', 'serial', 'request', 'approver', 'break-glass', 'since', 'until'] as const;
+const CERT_FILTERS = ['user', 'principal', 'role', 'serial', 'request', 'approver', 'break-glass', 'kind', 'since', 'until'] as const;
 const EVENT_FILTERS = ['actor', 'action', 'target', 'since', 'until'] as const;
 
 function query(flags: AuditOptions['flags'], names: readonly string[]): Query {
@@ -62,7 +62,7 @@ const CERT_TABLE: Array<[string, (c: CertificateView) => string]> = [
   ['ROLE', (c) => c.role ?? '-'],
   ['PRINCIPALS', (c) => c.principals.join(',')],
   ['UNTIL', (c) => c.valid_before.replace(/\.\d+Z$/, 'Z')],
-  ['FLAGS', (c) => [c.break_glass ? 'break-glass' : '', c.revoked_at ? 'revoked' : '', c.first_used ? 'used' : ''].filter(Boolean).join(',') || '-'],
+  ['FLAGS', (c) => [c.kind === 'host' ? 'host' : '', c.break_glass ? 'break-glass' : '', c.revoked_at ? 'revoked' : '', c.first_used ? 'used' : ''].filter(Boolean).join(',') || '-'],
 ];
 const EVENT_TABLE: Array<[string, (e: EventView) => string]> = [
   ['ID', (e) => e.id],

@@ -10,6 +10,7 @@ import { userCommand } from './user-commands.js';
 import { policyCheck } from './policy-commands.js';
 import { auditCommand } from './audit-commands.js';
 import { caCommand } from './ca-key-commands.js';
+import { hostCommand } from './host-commands.js';
 import { SERVER_SCRIPTS, SERVER_SETUP_DEFAULTS, serverSetupScript, vetServerSetup } from './server-setup.js';
 import { readPolicyFile } from '../services/policy-store.js';
 import { readFile } from 'node:fs/promises';
@@ -38,10 +39,18 @@ Usage:
   jit-ssh-ca user set-groups NAME a,b [--json]
                                      live grants the new groups no longer allow end, their certificates revoked
   jit-ssh-ca policy check FILE       validate a policy file; prints every problem with its path
+  jit-ssh-ca host sign HOST_PUBKEY_FILE --name NAME[,NAME...] [--for DURATION] [--json]
+                                     sign a host key with the host CA (JIT_SSH_HOST_CA_KEY, never the CA
+                                     key): writes KEY-cert.pub beside it, prints the certificate line;
+                                     --for defaults to JIT_SSH_HOST_CERT_TTL (30d)
+  jit-ssh-ca host token NAME [--names a,b] [--ttl 1h] [--json]
+                                     a one-time enrollment token for a server (server-setup --enroll-token):
+                                     it enrolls NAME and the --names only, once, within --ttl
 
   jit-ssh-ca audit list [filters] [--format table|json|csv] [--all] [--limit N] [--cursor C]
                                      issued certificates, newest first; filters: --user --principal --role
                                      --serial --request --approver --break-glass true|false --since --until
+                                     --kind user|host (host certificates: principals are host names)
   jit-ssh-ca audit events [--actor A] [--action X] [--target T] [--since] [--until] [--format ...]
   jit-ssh-ca audit verify [--checkpoint FILE] [--json]
                                      check the hash chains, their signed checkpoints, the heads this
@@ -176,6 +185,14 @@ async function main(argv: string[]): Promise<number> {
       warn: { type: 'string' },
       'krl-interval': { type: 'string' },
       print: { type: 'string' },
+      // host
+      name: { type: 'string' },
+      names: { type: 'string' },
+      for: { type: 'string' },
+      ttl: { type: 'string' },
+      kind: { type: 'string' },
+      'enroll-token': { type: 'string' },
+      'host-key-dir': { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -222,6 +239,8 @@ async function main(argv: string[]): Promise<number> {
       if (opts.url.startsWith('http://')) process.stderr.write('jit-ssh-ca: warning: --url is plain http; the refresher verifies signatures, but use https in production\n');
       return 0;
     }
+    case 'host':
+      return hostCommand(sub, rest, loadServerConfig(process.env, flags), { json: values.json === true, name: values.name, names: values.names, for: values.for, ttl: values.ttl });
     case 'policy': {
       if (sub !== 'check' || rest.length !== 1) throw new UsageError('usage: jit-ssh-ca policy check FILE');
       return policyCheck(rest[0]!);

@@ -46,6 +46,9 @@ export const SERVER_SETTINGS = {
   trustedProxies: { env: 'JIT_SSH_TRUSTED_PROXIES', flag: 'trusted-proxies', help: 'CIDRs of reverse proxies whose X-Forwarded-For/Forwarded names the client (default none: the socket peer)' },
   oidcConfig: { env: 'JIT_SSH_OIDC_CONFIG', flag: 'oidc-config', help: 'YAML file of OpenID Connect identity providers to sign in with (default none: jit-ssh passwords and codes only)' },
   oidcMaxGroupAge: { env: 'JIT_SSH_OIDC_MAX_GROUP_AGE', flag: 'oidc-max-group-age', help: 'groups from an identity provider count this long after its sign-in, for requests, approvals and certificates (default 12h)' },
+  hostCaKey: { env: 'JIT_SSH_HOST_CA_KEY', flag: 'host-ca-key', help: 'OpenSSH private key of the host CA, never the CA key (default DATA_DIR/host_ca_key, made on first start)' },
+  trustedHostCaKeys: { env: 'JIT_SSH_TRUSTED_HOST_CA_KEYS', flag: 'trusted-host-ca-keys', help: 'file of older host CA public keys clients still trust (rotation)' },
+  hostCertTtl: { env: 'JIT_SSH_HOST_CERT_TTL', flag: 'host-cert-ttl', help: 'validity of host certificates (default 30d)' },
 } as const;
 
 export function pick(env: Env, flags: Flags, key: keyof typeof SERVER_SETTINGS): string | undefined {
@@ -118,6 +121,9 @@ export const schema = z.object({
   trustedProxies: z.string().optional(),
   oidcConfig: z.string().optional(),
   oidcMaxGroupAge: duration(60, 30 * 86400).default(12 * 3600),
+  hostCaKey: z.string().optional(),
+  trustedHostCaKeys: z.string().optional(),
+  hostCertTtl: duration(3600, 5 * 365 * 86400).default(30 * 86400),
 });
 
 export function describe(issue: z.core.$ZodIssue): string {

@@ -18,6 +18,14 @@ export interface ServerConfig {
   caKeyPassphrase: string | null;
   /** Extra CA public keys to keep publishing (older signers during a rotation). */
   trustedCaKeysPath: string | null;
+  /** The host CA's private key: signs host certificates only, and is never the CA key. */
+  hostCaKeyPath: string;
+  /** True when the host CA key path is the default one, where a key is generated on first start. */
+  hostCaKeyGenerated: boolean;
+  /** Extra host CA public keys clients keep trusting (older host signers during a rotation). */
+  trustedHostCaKeysPath: string | null;
+  /** Validity of host certificates, seconds. */
+  hostCertTtl: number;
   policyPath: string;
   host: string;
   port: number;

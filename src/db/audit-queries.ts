@@ -16,6 +16,7 @@ export interface CertificateSearch {
   request?: string;
   approver?: string;
   break_glass?: boolean;
+  kind?: 'user' | 'host';
   since?: Date;
   until?: Date;
   /** Only certificates written before this write order (`seq`). */
@@ -30,13 +31,14 @@ export async function searchCertificates(db: Db, f: CertificateSearch, limit: nu
     .leftJoin('revocations as v', 'v.serial', 'c.serial')
     .select([
       'c.serial', 'c.key_id', 'c.username', 'c.request_id', 'c.role', 'c.principals', 'c.valid_after', 'c.valid_before', 'c.extensions', 'c.critical_options',
-      'c.public_key_type', 'c.public_key_fingerprint', 'c.ca_key_fingerprint', 'c.client_address', 'c.issued_at', 'c.certificate', 'c.seq', 'g.break_glass', 'v.revoked_at',
+      'c.public_key_type', 'c.public_key_fingerprint', 'c.ca_key_fingerprint', 'c.client_address', 'c.issued_at', 'c.certificate', 'c.seq', 'c.kind', 'g.break_glass', 'v.revoked_at',
     ])
     .select((eb) => [
       eb.selectFrom('certificate_usage as u').whereRef('u.serial', '=', 'c.serial').select((e) => e.fn.min('u.first_seen').as('f')).as('first_used'),
       eb.selectFrom('certificate_usage as u').whereRef('u.serial', '=', 'c.serial').select((e) => e.fn.max('u.last_seen').as('l')).as('last_used'),
     ]);
   if (f.user) q = q.where('c.username', '=', f.user);
+  if (f.kind) q = q.where('c.kind', '=', f.kind);
   if (f.role) q = q.where('c.role', '=', f.role);
   if (f.request) q = q.where('c.request_id', '=', f.request);
   if (f.serial !== undefined) q = f.serial === 'none' ? q.where(sql<boolean>`false`) : q.where('c.serial', '=', f.serial);
@@ -82,6 +84,8 @@ export async function certificatesByCaKey(db: Db, now: Date) {
       eb.fn.max('issued_at').as('last_issued_at'),
       eb.fn.max('valid_before').as('last_valid_before'),
     ])
+    // The CA key's certificates only: host certificates are the host CA's.
+    .where('kind', '=', 'user')
     .groupBy('ca_key_fingerprint')
     .execute();
 }

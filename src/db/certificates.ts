@@ -2,7 +2,7 @@
 // log, see services/issuance-sign.ts), read by auditors.
 
 import type { Kysely, Transaction } from 'kysely';
-import type { Database } from './schema.js';
+import type { CertificateKind, Database } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -23,11 +23,17 @@ export interface CertificateRecord {
   certificate: string;
   clientAddress: string | null;
   issuedAt: Date;
+  /** Absent = 'user'. */
+  kind?: CertificateKind;
 }
 
-/** The row as the database returns it (and as the audit chain hashes it), without `seq` and `record_hash`. */
+/**
+ * The row as the database returns it (and as the audit chain hashes it), without `seq` and
+ * `record_hash`; `kind` only for host certificates (user rows hash as they did before it existed).
+ */
 export function certificateContent(rec: CertificateRecord): Record<string, unknown> {
-  return { ...toRow(rec), critical_options: rec.criticalOptions };
+  const { kind: _kind, ...row } = toRow(rec);
+  return { ...row, critical_options: rec.criticalOptions, ...(rec.kind === 'host' ? { kind: 'host' } : {}) };
 }
 
 function toRow(rec: CertificateRecord) {
@@ -48,6 +54,7 @@ function toRow(rec: CertificateRecord) {
     certificate: rec.certificate,
     client_address: rec.clientAddress,
     issued_at: rec.issuedAt,
+    kind: rec.kind ?? 'user',
   };
 }
 

@@ -24,6 +24,26 @@ export interface CertificatesTable {
   seq: ColumnType<string, never, never>;
   /** SHA-256 of the record's canonical form, by the writer; null for rows written otherwise. */
   record_hash: ColumnType<Buffer | null, Buffer | null | undefined, never>;
+  /** 'user' or 'host' (a host certificate: principals are the host's names). */
+  kind: ColumnType<CertificateKind, CertificateKind | undefined, never>;
+}
+
+export type CertificateKind = 'user' | 'host';
+
+/** One-time enrollment tokens of servers and, once used, the renewal credential they got. Secrets are stored as SHA-256 only. */
+export interface HostEnrollmentsTable {
+  id: string;
+  names: string[];
+  token_hash: Buffer;
+  created_by: string;
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+  used_from: string | null;
+  renewal_hash: Buffer | null;
+  /** Renewal is possible until then: the end of the host's newest certificates. */
+  renew_until: Date | null;
+  renewed_at: Date | null;
 }
 
 export interface UsersTable {
@@ -242,6 +262,7 @@ export interface Database {
   ca_keys_state: CaKeysStateTable;
   certificate_usage: CertificateUsageTable;
   certificate_logins: CertificateLoginsTable;
+  host_enrollments: HostEnrollmentsTable;
 }
 
 export type RequestRow = Selectable<RequestsTable>;

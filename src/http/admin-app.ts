@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import type { AuditService } from '../services/audit.js';
 import type { RevocationService } from '../services/revocation.js';
 import type { UserAdmin } from '../services/users.js';
+import type { HostService } from '../services/hosts.js';
 import type { AdminBindings } from './admin-socket.js';
 import { jsonInput, queryInput } from './input.js';
 import { jsonOnly } from './json.js';
@@ -27,6 +28,8 @@ export interface AdminAppDeps {
   audit: AuditService;
   revocation: RevocationService;
   logger: Logger;
+  /** Host certificates signed and enrollment tokens made for `jit-ssh-ca host ...`. */
+  hosts?: Pick<HostService, 'sign' | 'createToken'>;
   /** The uid the server runs as (default: its effective uid); callers must be this user or root. */
   ownUid?: number;
 }
@@ -36,6 +39,10 @@ export function createAdminApp(deps: AdminAppDeps) {
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
   const list = (v: unknown): string[] => (Array.isArray(v) ? v : []);
   const optStr = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const hostsOf = () => {
+    if (!deps.hosts) throw new HttpProblem(404, 'Not Found', 'this server has no host CA');
+    return deps.hosts;
+  };
 
   // One chain, so that the app's type is its route table: the admin client (cli/admin-client.ts) is typed from it.
   const app = new Hono<AppEnv>()
@@ -122,6 +129,19 @@ export function createAdminApp(deps: AdminAppDeps) {
         const { reason, ...target } = c.req.valid('json');
         return c.json(await deps.revocation.revoke(target, reason, c.get('actor')));
       },
+    )
+    .post(
+      '/admin/hosts/certificates',
+      jsonInput((b) => ({ public_key: str(b['public_key']), names: list(b['names']), ttl: typeof b['ttl'] === 'number' ? b['ttl'] : undefined })),
+      async (c) => {
+        const b = c.req.valid('json');
+        return c.json(await hostsOf().sign({ publicKey: b.public_key, names: b.names, ttl: b.ttl }, c.get('actor')), 201);
+      },
+    )
+    .post(
+      '/admin/hosts/tokens',
+      jsonInput((b) => ({ names: list(b['names']), ttl: typeof b['ttl'] === 'number' ? b['ttl'] : undefined })),
+      async (c) => c.json(await hostsOf().createToken(c.req.valid('json'), c.get('actor')), 201),
     )
     .get('/admin/krl', async (c) => {
       const k = await deps.revocation.krl();

@@ -3,13 +3,13 @@
 
 import { Hono } from 'hono';
 import { bodyLimit } from './middleware/body-limit.js';
-import { secureHeaders } from 'hono/secure-headers';
 import { UnavailableError } from '../core/errors.js';
 import type { Logger } from '../log.js';
 import { accessLog } from './middleware/access-log.js';
 import { deadline } from './middleware/deadline.js';
 import { noCors } from './middleware/no-cors.js';
 import { requestId } from './middleware/request-id.js';
+import { responseHeaders } from './response-headers.js';
 import { jsonOnly } from './json.js';
 import { answerErrors, HttpProblem, problem, titleOf, type ErrorPages } from './problem.js';
 import { adminRoutes, type AdminRoutesDeps } from './routes/admin.js';
@@ -19,9 +19,10 @@ import { ssoRoutes, type SsoDeps } from './routes/sso.js';
 import { requestRoutes, type RequestRoutesDeps } from './routes/requests.js';
 import { caRoutes, type CaDeps } from './routes/ca.js';
 import { healthRoutes, type HealthDeps } from './routes/health.js';
+import { hostRoutes, type HostRoutesDeps } from './routes/hosts.js';
 import type { AppEnv } from './types.js';
 
-export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, SsoDeps, Omit<RequestRoutesDeps, 'auth' | 'clientAddress'>, Omit<AdminRoutesDeps, 'auth'>, Omit<AuditRoutesDeps, 'auth'> {
+export interface AppDeps extends HealthDeps, CaDeps, AuthDeps, SsoDeps, Omit<RequestRoutesDeps, 'auth' | 'clientAddress'>, Omit<AdminRoutesDeps, 'auth'>, Omit<AuditRoutesDeps, 'auth'>, Omit<HostRoutesDeps, 'clientAddress'> {
   logger: Logger;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
@@ -45,14 +46,9 @@ export function createApp(deps: AppDeps) {
   const answer = answerErrors({ logger: deps.logger, failure: 'unhandled error', pages: deps.pages });
   app.use(requestId());
   app.use(accessLog(deps.logger));
-  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
+  // Security headers, no Access-Control-*, no-store on /v1 (see response-headers.ts).
+  app.use(responseHeaders());
   app.use(noCors());
-  app.use('/v1/*', async function noStore(c, next) {
-    await next();
-    // On the response's own headers: c.header() after the handler would rebuild the
-    // response around a stream, and the server would then read it back chunk by chunk.
-    if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store');
-  });
   // The API reads JSON only: bodies a cross-site page can send without a preflight never reach a route.
   app.use('/v1/*', jsonOnly());
   app.use(
@@ -80,6 +76,7 @@ export function createApp(deps: AppDeps) {
 
   app.route('/', healthRoutes(deps));
   app.route('/', caRoutes(deps));
+  app.route('/', hostRoutes(deps));
   app.route('/', authRoutes(deps));
   app.route('/', ssoRoutes(deps));
   app.route('/', auditRoutes(deps));

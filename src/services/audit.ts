@@ -66,7 +66,9 @@ export function createAuditService(deps: AuditDeps): AuditService {
   const certFilter = (q: Record<string, string | undefined>): CertificateFilter => {
     const bg = str(q, 'break_glass');
     if (bg !== undefined && bg !== 'true' && bg !== 'false') throw new DomainError('invalid_input', 'break_glass must be true or false');
-    return { user: str(q, 'user'), principal: str(q, 'principal'), role: str(q, 'role'), serial: str(q, 'serial'), request: str(q, 'request'), approver: str(q, 'approver'), break_glass: bg === undefined ? undefined : bg === 'true', cursor: str(q, 'cursor'), limit: limit(q), ...times(q) };
+    const kind = str(q, 'kind');
+    if (kind !== undefined && kind !== 'user' && kind !== 'host') throw new DomainError('invalid_input', 'kind must be user or host');
+    return { kind, user: str(q, 'user'), principal: str(q, 'principal'), role: str(q, 'role'), serial: str(q, 'serial'), request: str(q, 'request'), approver: str(q, 'approver'), break_glass: bg === undefined ? undefined : bg === 'true', cursor: str(q, 'cursor'), limit: limit(q), ...times(q) };
   };
   const eventFilter = (q: Record<string, string | undefined>): EventFilter => ({ actor: str(q, 'actor'), action: str(q, 'action'), target: str(q, 'target'), cursor: str(q, 'cursor'), limit: limit(q), ...times(q) });
 

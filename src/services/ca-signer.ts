@@ -55,3 +55,34 @@ export function caKeyBlobs(lines: readonly string[]): Map<string, Buffer> {
     }),
   );
 }
+
+export class HostCaKeyError extends Error {
+  override name = 'HostCaKeyError';
+}
+
+/**
+ * The host CA's signer and the host CA keys clients trust (`/v1/host-ca.pub`):
+ * a key of its own, so that a stolen or misused host certificate path can
+ * never mint a user certificate, nor the other way round. Generated on first
+ * use at the default path, like the CA key; refused when it is the CA key.
+ */
+export async function loadHostCaKeys(config: ServerConfig, logger: Logger, userCa: Pick<Signer, 'fingerprint'>, given?: Signer): Promise<CaKeys> {
+  if (!given && config.hostCaKeyGenerated && (await generateCaKey(config.hostCaKeyPath, 'jit-ssh-host-ca'))) {
+    logger.info('generated a new ed25519 host CA key', { path: config.hostCaKeyPath });
+  }
+  const signer = given ?? (await loadCaKey(config.hostCaKeyPath, config.caKeyPassphrase ?? undefined));
+  if (signer.fingerprint === userCa.fingerprint) {
+    throw new HostCaKeyError(`the host CA key ${config.hostCaKeyPath} is the CA key (${signer.fingerprint}); host certificates need a key of their own (JIT_SSH_HOST_CA_KEY)`);
+  }
+  const extra = config.trustedHostCaKeysPath ? await loadTrustedKeys(config.trustedHostCaKeysPath) : { trusted: [], retired: [] };
+  const seen = new Set<string>();
+  const once = (line: string) => {
+    const fp = parsePublicKeyBlob(Buffer.from(line.split(' ')[1]!, 'base64')).fingerprint;
+    if (fp === userCa.fingerprint) throw new HostCaKeyError(`${config.trustedHostCaKeysPath} lists the CA key (${fp}) as a host CA key`);
+    if (seen.has(fp)) return false;
+    seen.add(fp);
+    return true;
+  };
+  const publicKeys = [publicKeyLine(signer, 'jit-ssh-host-ca'), ...extra.trusted].filter(once);
+  return { signer, publicKeys, retiredKeys: extra.retired.filter(once) };
+}

@@ -20,12 +20,13 @@ import { createOidcService, type OidcService } from './oidc.js';
 import { createRequestService, type RequestService } from './requests.js';
 import { createRevocationService, type RevocationService } from './revocation.js';
 import { createUserAdmin, type UserAdmin } from './users.js';
+import { createHostService, type HostService } from './hosts.js';
 
 /** Groups from an identity provider's sign-in count this long by default (JIT_SSH_OIDC_MAX_GROUP_AGE). */
 export const DEFAULT_MAX_GROUP_AGE = 12 * 3600;
 
 /** The settings the services read. */
-export type ServicesConfig = Pick<ServerConfig, 'auth' | 'webhookSecret'> & Partial<Pick<ServerConfig, 'oidc'>>;
+export type ServicesConfig = Pick<ServerConfig, 'auth' | 'webhookSecret'> & Partial<Pick<ServerConfig, 'oidc' | 'hostCertTtl'>>;
 
 /** What the services are handed besides the settings, the database and the CA keys. */
 export interface ServicesContext {
@@ -41,6 +42,8 @@ export interface ServicesContext {
   now?: () => Date;
   /** The chain heads this instance signed (kept outside the database): audit verify fails when the log no longer holds one. */
   signedHeads?: AuditDeps['signedHeads'];
+  /** The host CA's keys (services/ca-signer.ts loadHostCaKeys); absent = no host certificates here. */
+  hostKeys?: CaKeys;
 }
 
 export interface Services {
@@ -59,10 +62,12 @@ export interface Services {
   caKeys: ReturnType<typeof createCaKeysPublisher>;
   /** Sign-in through identity providers; null in standalone mode (no JIT_SSH_OIDC_CONFIG). */
   oidc: OidcService | null;
+  /** Host certificates: signing, enrollment, renewal, /v1/host-ca.pub. Throws on use when no host CA key was loaded. */
+  hosts: HostService;
 }
 
 /** The services that need no CA key (the admin commands load it only when a KRL or a verification asks for it). */
-export type KeylessServices = Omit<Services, 'issuer' | 'certificates' | 'revocation' | 'caKeys'>;
+export type KeylessServices = Omit<Services, 'issuer' | 'certificates' | 'revocation' | 'caKeys' | 'hosts'>;
 
 export function createServices(config: ServicesConfig, db: Kysely<Database>, keys: CaKeys, ctx: ServicesContext): Services;
 export function createServices(config: ServicesConfig, db: Kysely<Database>, keys: null, ctx: ServicesContext): KeylessServices;
@@ -91,6 +96,10 @@ export function createServices(config: ServicesConfig, db: Kysely<Database>, key
     revocation: () => createRevocationService({ db, signer: ca().signer, caKeys: caKeyBlobs(ca().publicKeys), now }),
     oidc: () => (config.oidc ? createOidcService({ db, box, settings: config.oidc, tokenTtl: settings.tokenTtl, logger, now }) : null),
     caKeys: () => createCaKeysPublisher({ db, signer: ca().signer, publicKeys: ca().publicKeys, retiredKeys: ca().retiredKeys, now }),
+    hosts: () => {
+      if (!ctx.hostKeys) throw new Error('the host CA key is not loaded');
+      return createHostService({ db, keys: ctx.hostKeys, ttl: config.hostCertTtl ?? 30 * 86400, now });
+    },
   });
 }
 

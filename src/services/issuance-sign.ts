@@ -16,7 +16,7 @@ import { mintCertificate, type MintedCertificate } from '../ssh/certificate.js';
 import { certificateChecker, type CertificateCheck } from '../ssh/certificate-verify.js';
 import { parseUserPublicKey, type UserPublicKey } from '../ssh/pubkey.js';
 import { randomSerial } from '../ssh/serial.js';
-import type { Signer } from '../ssh/signer.js';
+import { signsInProcess, type Signer } from '../ssh/signer.js';
 
 /** A certificate's terms given whole, for a certificate no grant backs (tooling, tests). */
 export interface IssueInput extends GivenTerms {
@@ -115,7 +115,8 @@ export function issued(cert: MintedCertificate, terms: CertificateTerms): Issued
 export function createIssuer(deps: IssuerDeps): Issuer {
   const now = deps.now ?? (() => new Date());
   const nextSerial = deps.serial ?? randomSerial;
-  const check = certificateChecker(deps.signer.publicKeyBlob);
+  // Every field is checked on every certificate; the signature too, unless node:crypto made it here.
+  const check = certificateChecker(deps.signer.publicKeyBlob, { signature: !signsInProcess(deps.signer) });
   // Rows written by concurrent issuances share a statement and its commit (see db/batch.ts);
   // each certificate is still returned only after the statement holding its row committed.
   const writeRow = batchedWriter((recs: Array<CertificateRecord & { recordHash: Buffer }>) => insertCertificates(deps.db, recs));

@@ -7,7 +7,8 @@
 //                        (core/grant.ts isLive)
 //   3. certificateTerms  principals, window, options, key ID (core/cert-terms.ts, pure)
 //   4. mint              encoded and signed by the CA signer
-//   5. verifyMinted      parsed back; signature and every field checked against the terms
+//   5. verifyMinted      parsed back; every field checked against the terms, the
+//                        signature too unless node:crypto made it in this process
 //   6. log               the certificates row, committed
 //   7. issued            returned
 //

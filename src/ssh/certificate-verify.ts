@@ -1,11 +1,13 @@
 // The check of a freshly minted certificate before it is logged or handed out:
 // parsed back with the strict reader, its signature verified against the CA
-// public key, and every field compared with what was meant to be signed — the
-// certified key, serial, kind, key ID, principals, window, critical options
-// and extensions. A certificate that says anything else is never issued.
+// public key (unless the signer is node:crypto in this process, see
+// signer.ts signsInProcess), and every field compared with what was meant to
+// be signed — the certified key, serial, kind, key ID, principals, window,
+// critical options and extensions. A certificate that says anything else is
+// never issued.
 
 import type { CertificateSpec } from './certificate.js';
-import { certificateType, SSH_CERT_TYPE_USER } from './certificate.js';
+import { certificateType, SSH_CERT_TYPE_HOST, SSH_CERT_TYPE_USER } from './certificate.js';
 import { readCertificate } from './certificate-parse.js';
 import { signatureVerifier } from './ca-signature.js';
 import { WireError } from './wire.js';
@@ -19,9 +21,14 @@ function sameOptions(got: Map<string, string>, want: ReadonlyArray<readonly [str
   return got.size === want.length && want.every(([k, v]) => got.get(k) === v);
 }
 
+export interface CheckOptions {
+  /** Verify the signature against the CA key (default true); false only for a signer in this process. */
+  signature?: boolean;
+}
+
 /** A checker for certificates signed by the CA whose public key blob is `caPublicKeyBlob` (the key is imported once). */
-export function certificateChecker(caPublicKeyBlob: Buffer): CertificateCheck {
-  const verify = signatureVerifier(caPublicKeyBlob);
+export function certificateChecker(caPublicKeyBlob: Buffer, opts: CheckOptions = {}): CertificateCheck {
+  const verify = opts.signature === false ? null : signatureVerifier(caPublicKeyBlob);
   return async (text, spec) => {
     const type = certificateType(spec.publicKey.type);
     const [lineType, b64, ...rest] = text.split(' ');
@@ -38,7 +45,8 @@ export function certificateChecker(caPublicKeyBlob: Buffer): CertificateCheck {
     if (c.type !== type) return `type ${c.type}, not ${type}`;
     if (!c.publicKeyBlob.equals(spec.publicKey.blob)) return 'it certifies another key';
     if (c.serial !== spec.serial) return `serial ${c.serial}, not ${spec.serial}`;
-    if (c.certType !== SSH_CERT_TYPE_USER) return `certificate kind ${c.certType}, not a user certificate`;
+    const kind = spec.certType ?? SSH_CERT_TYPE_USER;
+    if (c.certType !== kind) return `certificate kind ${c.certType}, not a ${kind === SSH_CERT_TYPE_HOST ? 'host' : 'user'} certificate`;
     if (c.keyId !== spec.keyId) return `key ID ${JSON.stringify(c.keyId)}, not ${JSON.stringify(spec.keyId)}`;
     if (!sameList(c.principals, spec.principals)) return `principals ${c.principals.join(',')}, not ${spec.principals.join(',')}`;
     if (c.validAfter !== BigInt(spec.validAfter) || c.validBefore !== BigInt(spec.validBefore)) {
@@ -47,6 +55,7 @@ export function certificateChecker(caPublicKeyBlob: Buffer): CertificateCheck {
     if (!sameOptions(c.criticalOptions, Object.entries(spec.criticalOptions))) return 'its critical options differ';
     if (!sameOptions(c.extensions, spec.extensions.map((e) => [e, ''] as const))) return 'its extensions differ';
     if (!c.signatureKey.equals(caPublicKeyBlob)) return 'it names another CA key';
+    if (verify === null) return null;
     try {
       if (!verify(c.signedBody, c.signature)) return 'its signature does not verify against the CA key';
     } catch (e) {

@@ -13,6 +13,8 @@ import type { Signer } from './signer.js';
 import { SshReader, SshWriter } from './wire.js';
 
 export const SSH_CERT_TYPE_USER = 1;
+/** A host certificate: principals are the host's names, and it carries no options or extensions. */
+export const SSH_CERT_TYPE_HOST = 2;
 
 
 export const KNOWN_CRITICAL_OPTIONS = ['force-command', 'source-address', 'verify-required'] as const;
@@ -31,6 +33,8 @@ export interface CertificateSpec {
   extensions: readonly string[];
   /** `force-command` / `source-address` take a value; `verify-required` is a flag (value ''). */
   criticalOptions: Readonly<Record<string, string>>;
+  /** SSH_CERT_TYPE_USER (the default) or SSH_CERT_TYPE_HOST. */
+  certType?: typeof SSH_CERT_TYPE_USER | typeof SSH_CERT_TYPE_HOST;
 }
 
 export interface MintedCertificate {
@@ -85,6 +89,12 @@ function checkSpec(spec: CertificateSpec): void {
     throw new CertificateSpecError('validity times must be whole Unix seconds');
   }
   if (spec.validBefore <= spec.validAfter) throw new CertificateSpecError('valid_before must be after valid_after');
+  const certType = spec.certType ?? SSH_CERT_TYPE_USER;
+  if (certType !== SSH_CERT_TYPE_USER && certType !== SSH_CERT_TYPE_HOST) throw new CertificateSpecError(`certificate type ${certType} is neither user (1) nor host (2)`);
+  // PROTOCOL.certkeys defines no critical option or extension for host certificates.
+  if (certType === SSH_CERT_TYPE_HOST && (spec.extensions.length > 0 || Object.keys(spec.criticalOptions).length > 0)) {
+    throw new CertificateSpecError('a host certificate carries no critical options or extensions');
+  }
   for (const ext of spec.extensions) {
     if (!(KNOWN_EXTENSIONS as readonly string[]).includes(ext) && !(OPTION_NAME.test(ext) && ext.includes('@'))) {
       throw new CertificateSpecError(`unknown extension ${JSON.stringify(ext)}`);
@@ -121,7 +131,7 @@ export function encodeCertificateBody(spec: CertificateSpec, caPublicKeyBlob: Bu
     .string(nonce)
     .raw(keyFields)
     .uint64(spec.serial)
-    .uint32(SSH_CERT_TYPE_USER)
+    .uint32(spec.certType ?? SSH_CERT_TYPE_USER)
     .string(spec.keyId)
     .string(principals.toBuffer())
     .uint64(BigInt(spec.validAfter))

@@ -54,8 +54,29 @@ function signAsync(alg: string | null, data: Buffer, key: KeyObject | { key: Key
   });
 }
 
+/**
+ * The signers createKeySigner made: node:crypto signing in this process with
+ * a key pair checked when it was loaded (selfTest). Membership, not a
+ * property, so a copy or a wrapper (`{ ...signer, sign }`) is never taken for one.
+ */
+const IN_PROCESS = new WeakSet<Signer>();
+
+/**
+ * Whether `signer` signs in this process with node:crypto. The issuer
+ * re-verifies every signature from any other signer (an agent, a KMS, an HSM,
+ * a command): those bytes come from outside. node:crypto's own signatures are
+ * not re-verified per certificate: the key pair is checked at load, every
+ * signed body is unique (a fresh random serial and key), so the fault attack
+ * on deterministic Ed25519 (the same message signed twice) has nothing to
+ * pair, and OpenSSL checks its RSA-CRT results itself.
+ */
+export function signsInProcess(signer: Signer): boolean {
+  return IN_PROCESS.has(signer);
+}
+
 /** A Signer over a node:crypto private key (ed25519, ECDSA P-256/P-384 or RSA). */
 export function createKeySigner(privateKey: KeyObject): Signer {
+  selfTest(privateKey);
   const { keyType, blob } = sshPublicKeyBlob(createPublicKey(privateKey));
   const fingerprint = sshFingerprint(blob);
   let sign: (data: Buffer) => Promise<Buffer>;
@@ -79,7 +100,9 @@ export function createKeySigner(privateKey: KeyObject): Signer {
       sign = async (data) => new SshWriter().string('rsa-sha2-512').string(await signAsync('sha512', data, privateKey)).toBuffer();
       break;
   }
-  return { keyType, publicKeyBlob: blob, fingerprint, sign };
+  const signer: Signer = Object.freeze({ keyType, publicKeyBlob: blob, fingerprint, sign });
+  IN_PROCESS.add(signer);
+  return signer;
 }
 
 /** Checks that a private key really signs for its public half (catches a mismatched or corrupt key at start-up). */

@@ -53,6 +53,7 @@ type result struct {
 func main() {
 	principal := flag.String("principal", "", "principal the certificate must be valid for")
 	now := flag.Int64("now", -1, "Unix time used as the clock for the validity check (default: the real time)")
+	kind := flag.String("kind", "user", "certificate kind to expect: user, or host (-principal is then a host name)")
 	options := flag.String("critical-options", "force-command,verify-required", "comma-separated critical options the checker supports (source-address is always handled by x/crypto/ssh)")
 	flag.Parse()
 
@@ -103,7 +104,7 @@ func main() {
 			if line == "" || strings.HasPrefix(line, "#") {
 				continue
 			}
-			emit(check(src, n, []byte(line), *principal, &checker))
+			emit(check(src, n, []byte(line), *principal, *kind == "host", &checker))
 		}
 		if err := scanner.Err(); err != nil {
 			emit(result{Source: src, Line: n, Stage: "read", Error: err.Error()})
@@ -114,7 +115,7 @@ func main() {
 	}
 }
 
-func check(src string, n int, line []byte, principal string, checker *ssh.CertChecker) result {
+func check(src string, n int, line []byte, principal string, host bool, checker *ssh.CertChecker) result {
 	r := result{Source: src, Line: n}
 	pub, comment, _, rest, err := ssh.ParseAuthorizedKey(line)
 	if err != nil {
@@ -164,7 +165,12 @@ func check(src string, n int, line []byte, principal string, checker *ssh.CertCh
 	if cert.SignatureKey != nil {
 		r.SignatureKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert.SignatureKey)))
 	}
-	if cert.CertType != ssh.UserCert {
+	if host {
+		if cert.CertType != ssh.HostCert {
+			r.Stage, r.Error = "check", fmt.Sprintf("certificate type %d is not a host certificate", cert.CertType)
+			return r
+		}
+	} else if cert.CertType != ssh.UserCert {
 		r.Stage, r.Error = "check", fmt.Sprintf("certificate type %d is not a user certificate", cert.CertType)
 		return r
 	}

@@ -54,3 +54,21 @@ test('ok: skipped paths and a zero deadline wait for the work', async () => {
   assert.equal((await appWith(slow, 50).request('/long')).status, 200);
   assert.equal((await appWith(slow, 0).request('/work')).status, 200);
 });
+
+test('ok/fail: many requests in flight, finishing in any order: each is answered by its own work or at its own deadline', async () => {
+  // Work i takes (i % 4) * 60 ms against a 150 ms deadline: 0, 60 and 120 ms finish, 180 ms does not.
+  const timed = new Hono<AppEnv>();
+  timed.use(deadline({ ms: 150, onTimeout: (c) => c.json({ late: true }, 503) }));
+  timed.get('/w/:ms', (c) => new Promise<Response>((resolve) => setTimeout(() => resolve(c.text(`took ${c.req.param('ms')}`)), Number(c.req.param('ms')))));
+  for (let round = 0; round < 2; round++) {
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => Promise.resolve(timed.request(`/w/${(i % 4) * 60}`)).then(async (r: Response) => [i, r.status, await r.text()] as const)));
+    for (const [i, status, body] of answers) {
+      if (i % 4 === 3) assert.equal(status, 503, `request ${i}`);
+      else assert.deepEqual([status, body], [200, `took ${(i % 4) * 60}`], `request ${i}`);
+    }
+    assert.ok(Date.now() - started < 1_000, 'the late ones are answered at their deadline, not when their work ends');
+    // The second round starts after the queue has emptied (its timer stopped) and must work the same.
+    await new Promise((r) => setTimeout(r, 300));
+  }
+});

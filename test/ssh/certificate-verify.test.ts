@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mintCertificate, type CertificateSpec } from '../../src/ssh/certificate.js';
 import { certificateChecker } from '../../src/ssh/certificate-verify.js';
-import type { Signer } from '../../src/ssh/signer.js';
+import { signsInProcess, type Signer } from '../../src/ssh/signer.js';
 import { fullSpec, makeUserKey } from '../helpers/certs.js';
 import { CA_KINDS, caSigner, tempDir } from '../helpers/keys.js';
 
@@ -77,4 +77,25 @@ test('fail: damaged bytes, a foreign CA and a lying signer are caught', async ()
     assert.match((await check(text, spec)) ?? 'passed', why, label);
   }
   assert.match((await certificateChecker(otherCa.publicKeyBlob)(cert.text, spec)) ?? 'passed', /another CA key/, 'checked against another CA');
+});
+
+test('ok: only a signer createKeySigner made counts as signing in this process; a copy or a wrapper does not', () => {
+  assert.equal(signsInProcess(signer), true);
+  assert.equal(signsInProcess({ ...signer }), false, 'a copy');
+  assert.equal(signsInProcess({ ...signer, sign: (data) => signer.sign(data) }), false, 'a wrapper');
+  assert.throws(() => ((signer as { sign: unknown }).sign = async () => Buffer.alloc(0)), TypeError, 'the signer cannot be changed in place');
+});
+
+test('ok/fail: without the signature check (a signer in this process) every field is still checked, the signature no longer', async () => {
+  const spec = fullSpec(user.key);
+  const cert = await mintCertificate(signer, spec);
+  const fieldsOnly = certificateChecker(signer.publicKeyBlob, { signature: false });
+  assert.equal(await fieldsOnly(cert.text, spec), null);
+  assert.match((await fieldsOnly(cert.text, { ...spec, principals: ['admins'] })) ?? 'passed', /^principals /);
+  assert.match((await fieldsOnly(cert.text, { ...spec, serial: spec.serial + 1n })) ?? 'passed', /serial/);
+  assert.match((await fieldsOnly(flipped(cert.text, 3), spec)) ?? 'passed', /does not parse/);
+  assert.match((await certificateChecker(caSigner('ed25519').publicKeyBlob, { signature: false })(cert.text, spec)) ?? 'passed', /another CA key/);
+  // What the full check adds: a damaged signature.
+  assert.equal(await fieldsOnly(flipped(cert.text, -1), spec), null);
+  assert.match((await check(flipped(cert.text, -1), spec)) ?? 'passed', /signature does not verify/);
 });

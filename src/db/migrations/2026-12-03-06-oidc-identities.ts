@@ -32,6 +32,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('oidc_flows_expires_at').on('oidc_flows').column('expires_at').execute();
+  // The service's least-privilege role (see 2026-11-22-04-audit) works these tables too.
+  await sql`do $$ begin
+    if exists (select 1 from pg_roles where rolname = 'jit_ssh_service') then
+      grant select, insert, update, delete on oidc_identities, oidc_flows to jit_ssh_service;
+    end if;
+  end $$`.execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

@@ -11,6 +11,7 @@ import * as caKeysState from './2026-12-03-02-ca-keys-state.js';
 import * as grantEnd from './2026-12-03-04-grant-end.js';
 import * as sessionAuth from './2026-12-03-05-session-auth.js';
 import * as oidcIdentities from './2026-12-03-06-oidc-identities.js';
+import * as hostCertificates from './2026-12-03-08-host-certificates.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-22-01-certificates': certificates,
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-03-04-grant-end': grantEnd,
   '2026-12-03-05-session-auth': sessionAuth,
   '2026-12-03-06-oidc-identities': oidcIdentities,
+  '2026-12-03-08-host-certificates': hostCertificates,
 };
 
 export const migrationProvider: MigrationProvider = {
