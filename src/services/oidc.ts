@@ -30,6 +30,7 @@ import type { SessionAuth } from '../core/auth-method.js';
 import { DomainError } from '../core/errors.js';
 import { GROUP_NAME, USER_NAME } from '../core/names.js';
 import { appendEvent } from '../db/audit-events.js';
+import { isUniqueViolation } from '../db/errors.js';
 import { findIdentity, insertFlow, insertIdentity, readFlow, takeFlow, updateFlow, updateIdentityGroups } from '../db/oidc.js';
 import type { Database } from '../db/schema.js';
 import { findUser, insertUser, updateUser } from '../db/users.js';
@@ -227,7 +228,7 @@ export function createOidcService(deps: OidcDeps): OidcService {
     const groups = mapGroups(i, idpGroups);
     const auth: SessionAuth = { method: 'oidc', issuer: iss, ...(strings(idClaims.amr).length ? { amr: strings(idClaims.amr) } : {}), ...(typeof idClaims.acr === 'string' ? { acr: idClaims.acr } : {}) };
 
-    const outcome = await db.transaction().execute(async (trx) => {
+    const record = () => db.transaction().execute(async (trx) => {
       const known = await findIdentity(trx, iss, sub, true);
       if (known) {
         const user = await findUser(trx, known.username);
@@ -246,6 +247,11 @@ export function createOidcService(deps: OidcDeps): OidcService {
       await insertIdentity(trx, { issuer: iss, subject: sub, username: name, issuerId: i.id, idpGroups, groupsAt: at }, at);
       await appendEvent(trx, { at, actor: 'jit-ssh', action: 'user.created', target: name, outcome: 'ok', clientAddress, details: { issuer: iss, issuer_id: i.id, subject: sub, groups } });
       return { username: name };
+    });
+    // Two first sign-ins of one person at once: the one that lost the insert finds the user the other made.
+    const outcome = await record().catch((e: unknown) => {
+      if (isUniqueViolation(e)) return record();
+      throw e;
     });
     if ('refused' in outcome && outcome.refused) {
       const claimNames = i.usernameClaims.join(' or ');

@@ -252,6 +252,24 @@ describe('sign-in through an identity provider', () => {
         await assert.rejects(oidc.start({ issuer: 'a', purpose: 'cli', cli: { redirectUri: 'https://evil.example/callback', codeChallenge: 'x'.repeat(43), state: 'y'.repeat(22) } }), /redirect_uri must be http:\/\/127\.0\.0\.1:PORT\/callback/);
         await assert.rejects(oidc.start({ issuer: 'nope', purpose: 'web' }), /no identity provider nope/);
       });
+
+      test('ok-device: the server starts the device grant at the provider; the helper’s poll is pending until approved; a made-up handle is refused', async () => {
+        const post = async (path: string, body: unknown) => {
+          const r = await app.request(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+          return { status: r.status, body: (await r.json()) as any };
+        };
+        const started = await post('/v1/auth/sso/device', { issuer: 'a' });
+        assert.equal(started.status, 200);
+        assert.match(started.body.user_code, /^[A-Z]{4}-[A-Z]{4}$/);
+        assert.ok(started.body.verification_uri.startsWith(a.issuer));
+        assert.ok(started.body.expires_in > 0 && started.body.interval >= 1);
+        const poll = await post('/v1/auth/sso/device/token', { handle: started.body.handle });
+        assert.deepEqual(poll, { status: 200, body: { status: 'pending', interval: started.body.interval } });
+        const unknown = await post('/v1/auth/sso/device/token', { handle: `jit_${'A'.repeat(43)}` });
+        assert.equal(unknown.status, 401);
+        assert.match(unknown.body.detail, /unknown or has expired/);
+        assert.equal((await post('/v1/auth/sso/device/token', { handle: 'x' })).status, 400);
+      });
     });
   }
 });
