@@ -64,6 +64,12 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
   // The embedded database belongs to one process: several need a PostgreSQL they can share.
   if (v.workers > 1 && !v.databaseUrl) problems.push('JIT_SSH_WORKERS (--workers): more than 1 needs DATABASE_URL (the embedded database is one process\'s)');
   const oidc = v.oidcConfig ? loadOidcConfig(path.resolve(cwd, v.oidcConfig), env, v.publicUrl ? new URL(v.publicUrl).origin : null, problems) : null;
+  const webauthnOrigin = v.webauthnOrigin ? new URL(v.webauthnOrigin).origin : v.publicUrl ? new URL(v.publicUrl).origin : null;
+  const webauthnRpId = v.webauthnRpId ?? (webauthnOrigin ? new URL(webauthnOrigin).hostname : null);
+  if (webauthnOrigin && webauthnRpId) {
+    const host = new URL(webauthnOrigin).hostname;
+    if (host !== webauthnRpId && !host.endsWith(`.${webauthnRpId}`)) problems.push(`JIT_SSH_WEBAUTHN_RP_ID (--webauthn-rp-id): ${webauthnRpId} is not ${host} or a domain it is under (browsers refuse such passkeys)`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     databaseUrl: v.databaseUrl ?? null,
@@ -90,6 +96,7 @@ export function loadServerConfig(env: Env, flags: Flags = {}, cwd = process.cwd(
     tls,
     trustedProxies,
     oidc,
+    webauthn: Object.freeze({ rpId: webauthnRpId, origin: webauthnOrigin }),
     adminSocket: v.adminSocket ? path.resolve(cwd, v.adminSocket) : path.join(dataDir, 'admin.sock'),
     checkpointLog: v.checkpointLog ? path.resolve(cwd, v.checkpointLog) : path.join(dataDir, 'checkpoints.jsonl'),
     auth: Object.freeze({

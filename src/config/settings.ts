@@ -46,6 +46,8 @@ export const SERVER_SETTINGS = {
   trustedProxies: { env: 'JIT_SSH_TRUSTED_PROXIES', flag: 'trusted-proxies', help: 'CIDRs of reverse proxies whose X-Forwarded-For/Forwarded names the client (default none: the socket peer)' },
   oidcConfig: { env: 'JIT_SSH_OIDC_CONFIG', flag: 'oidc-config', help: 'YAML file of OpenID Connect identity providers to sign in with (default none: jit-ssh passwords and codes only)' },
   oidcMaxGroupAge: { env: 'JIT_SSH_OIDC_MAX_GROUP_AGE', flag: 'oidc-max-group-age', help: 'groups from an identity provider count this long after its sign-in, for requests, approvals and certificates (default 12h)' },
+  webauthnRpId: { env: 'JIT_SSH_WEBAUTHN_RP_ID', flag: 'webauthn-rp-id', help: 'domain passkeys are registered for (default: the host of JIT_SSH_PUBLIC_URL, else of each request)' },
+  webauthnOrigin: { env: 'JIT_SSH_WEBAUTHN_ORIGIN', flag: 'webauthn-origin', help: 'origin browsers report with passkey answers (default JIT_SSH_PUBLIC_URL, else each request\'s)' },
   hostCaKey: { env: 'JIT_SSH_HOST_CA_KEY', flag: 'host-ca-key', help: 'OpenSSH private key of the host CA, never the CA key (default DATA_DIR/host_ca_key, made on first start)' },
   trustedHostCaKeys: { env: 'JIT_SSH_TRUSTED_HOST_CA_KEYS', flag: 'trusted-host-ca-keys', help: 'file of older host CA public keys clients still trust (rotation)' },
   hostCertTtl: { env: 'JIT_SSH_HOST_CERT_TTL', flag: 'host-cert-ttl', help: 'validity of host certificates (default 30d)' },
@@ -121,6 +123,12 @@ export const schema = z.object({
   trustedProxies: z.string().optional(),
   oidcConfig: z.string().optional(),
   oidcMaxGroupAge: duration(60, 30 * 86400).default(12 * 3600),
+  // A domain (no scheme, port or path): WebAuthn binds passkeys to it, and it must be the origin's host or a suffix of it.
+  webauthnRpId: z.string().regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a domain name such as ca.example.com (lower case, no scheme or port)').optional(),
+  webauthnOrigin: z
+    .string()
+    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol) && new URL(u).origin === u.replace(/\/$/, ''), 'must be an http(s) origin such as https://ca.example.com (no path)')
+    .optional(),
   hostCaKey: z.string().optional(),
   trustedHostCaKeys: z.string().optional(),
   hostCertTtl: duration(3600, 5 * 365 * 86400).default(30 * 86400),

@@ -58,6 +58,8 @@ export interface ServerConfig {
   trustedProxies: TrustedProxies | null;
   /** Identity providers to sign in with (JIT_SSH_OIDC_CONFIG); null = standalone: jit-ssh's own passwords and codes only. */
   oidc: OidcSettings | null;
+  /** Passkeys: the relying party id and origin (null = derived from each request, when JIT_SSH_PUBLIC_URL is not set). */
+  webauthn: { rpId: string | null; origin: string | null };
 }
 
 export interface TlsSettings {

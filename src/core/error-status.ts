@@ -16,6 +16,7 @@ export const STATUS_OF: Record<ErrorCode, ErrorStatus> = {
   forbidden: 403,
   step_up_required: 403,
   step_up_failed: 403,
+  mfa_required: 403,
   sign_in_required: 401,
   not_found: 404,
   conflict: 409,

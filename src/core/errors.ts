@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'step_up_required'
   /** The second factor given for the action was wrong or already used. */
   | 'step_up_failed'
+  /** Policy asks for a passkey (WebAuthn) here, and the person has none registered or did not use one. */
+  | 'mfa_required'
   /** The caller's groups came from an identity provider's sign-in longer ago than allowed: sign in again. */
   | 'sign_in_required'
   | 'not_found'

@@ -126,8 +126,16 @@ function filing(policy: Policy, by: Person, id: string, req: AccessRequest, deci
   return { effects };
 }
 
+/** A role that takes requests only from sessions opened with a passkey: the refusal for anyone else. */
+export function mfaRefusal(role: Role | undefined, by: Person): Step | null {
+  if (role?.requireMfa !== 'webauthn' || by.auth?.webauthn) return null;
+  return refuse('mfa_required', `requests for ${role.name} need a session opened with a passkey (policy require_mfa: webauthn): register one on your account page, then log in again on the web pages`);
+}
+
 export function create(e: Of<'create'>, policy: Policy, now: Date): Step {
   const req = parseAccessInput(e.input, policy.roles.get(String(e.input['role'])));
+  const noMfa = mfaRefusal(policy.roles.get(req.role), e.by);
+  if (noMfa) return noMfa;
   return filing(policy, e.by, e.id, req, decide(policy, e.by, req, now), undefined, null, now);
 }
 
@@ -135,6 +143,8 @@ export function extend(s: LifeState, e: Of<'extend'>, policy: Policy, now: Date)
   const g = s.grant;
   if (!g || g.username !== e.by.name) return refuse('not_found', `no grant ${e.grantId} of yours`);
   if (!isLive(g, now)) return refuse('conflict', `grant ${e.grantId} has ended; file a new request`);
+  const noMfa = mfaRefusal(policy.roles.get(g.role), e.by);
+  if (noMfa) return noMfa;
   let req: AccessRequest;
   try {
     req = parseAccessInput({ ...e.input, role: g.role, break_glass: g.breakGlass }, policy.roles.get(g.role));
@@ -172,10 +182,16 @@ export function decideOn(s: LifeState, e: Of<'approve' | 'deny'>, policy: Policy
   if (!role || !canApprove(role, e.by, r.requester)) return refuse('forbidden', `you may not decide requests for ${r.role}`);
   // An approval grants access: with a stolen session alone it must not, so policy asks for a fresh code bound to this request.
   if (e.kind === 'approve' && role.approval?.stepUp !== 'optional' && !e.stepUp) {
-    return refuse('step_up_required', `approving a request for ${r.role} needs a fresh code from your authenticator, given for this request: send "totp" with the approval`);
+    return policy.mfa.approval === 'webauthn'
+      ? refuse('step_up_required', `approving a request for ${r.role} needs your passkey, confirmed for this request on the web pages`)
+      : refuse('step_up_required', `approving a request for ${r.role} needs a fresh code from your authenticator, given for this request: send "totp" with the approval`);
+  }
+  // Where policy asks for a passkey, a code is not enough: codes can be phished, a passkey answers only this site.
+  if (e.kind === 'approve' && e.stepUp && policy.mfa.approval === 'webauthn' && e.stepUp.method !== 'webauthn') {
+    return refuse('mfa_required', `approving a request for ${r.role} needs your passkey (policy mfa: webauthn), confirmed for this request on the web pages; an authenticator code is not enough`);
   }
   if (s.approvals.some((a) => a.approver === me)) return refuse('conflict', `you have already decided request ${e.id}`);
-  const stepUp = e.stepUp ? { step_up: { method: e.stepUp.method, at: e.stepUp.at } } : {};
+  const stepUp = e.stepUp ? { step_up: { method: e.stepUp.method, at: e.stepUp.at, ...(e.stepUp.credential ? { credential: e.stepUp.credential } : {}) } } : {};
   const effects: Effect[] = [
     { kind: 'record-decision', requestId: r.id, approval: { approver: me, decision: e.kind, comment: text, at: now, clientAddress: e.by.clientAddress } },
     audit(e.by, e.kind === 'approve' ? 'request.approve' : 'request.deny', r.id, { comment: text, ...stepUp }),

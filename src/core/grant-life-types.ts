@@ -23,6 +23,8 @@ export interface Person {
 /** A fresh second factor given for one decision. */
 export interface StepUp {
   method: string;
+  /** The passkey asserted (WebAuthn credential id, base64url), for method `webauthn`. */
+  credential?: string;
   at: string;
   /** The action it was given for, e.g. `request.approve`. */
   purpose: string;

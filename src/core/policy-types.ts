@@ -66,6 +66,18 @@ export interface Role {
   autoApprove: AutoApproveRule[];
   breakGlass: BreakGlassRule | null;
   certificate: CertificateOptions;
+  /** `webauthn`: requests for this role are taken only from sessions opened with a passkey; null = no such rule. */
+  requireMfa: MfaMethod | null;
+}
+
+/** A second factor: a code from an authenticator app (TOTP) or a passkey / security key (WebAuthn). */
+export type MfaMethod = 'totp' | 'webauthn';
+
+export interface MfaRules {
+  /** What a web sign-in must end with (`webauthn`: a passkey after the password and code, or after the identity provider). */
+  login: MfaMethod;
+  /** What an approval's step-up must be (`webauthn`: a passkey assertion bound to the request). */
+  approval: MfaMethod;
 }
 
 export interface WebhookTarget {
@@ -86,6 +98,8 @@ export interface Policy {
     minReasonLength: number;
   };
   roles: ReadonlyMap<string, Role>;
+  /** Second factors policy asks for; both `totp` unless the file says otherwise. */
+  mfa: MfaRules;
   webhooks: WebhookTarget[];
   /** SHA-256 of the file's bytes: stored with every decision, so an auditor knows which policy decided. */
   digest: string;

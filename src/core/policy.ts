@@ -75,6 +75,8 @@ const roleSchema = z.strictObject({
   require_ticket: z.boolean().optional(),
   approval: z.strictObject({ approvers: unique(subject, 'approver').min(1), required: z.number().int().min(1).max(100), step_up: z.enum(['required', 'optional']).optional() }).optional(),
   auto_approve: z.array(autoRuleSchema).optional(),
+  // Requests only from sessions opened with a passkey; totp names what every session has already.
+  require_mfa: z.enum(['totp', 'webauthn']).optional(),
   break_glass: z.strictObject({ groups: unique(groupName, 'group').optional(), users: unique(userName, 'user').optional(), max_duration: duration }).optional(),
   certificate: z
     .strictObject({
@@ -84,7 +86,10 @@ const roleSchema = z.strictObject({
     })
     .optional(),
 });
+const mfaMethod = z.enum(['totp', 'webauthn']);
 const fileSchema = z.strictObject({
+  // One method for both, or each on its own; totp (the default) is what every user has from the start.
+  mfa: z.union([mfaMethod, z.strictObject({ login: mfaMethod.optional(), approval: mfaMethod.optional() })]).optional(),
   defaults: z.strictObject({ max_duration: duration.optional(), request_ttl: duration.optional(), clock_skew: duration.optional(), min_reason_length: z.number().int().min(1).max(200).optional() }).optional(),
   roles: z.record(z.string(), roleSchema),
   notifications: z
@@ -202,12 +207,15 @@ export function parsePolicy(text: string): Policy {
         sourceAddress: r.certificate?.source_address ?? [],
         forceCommand: r.certificate?.force_command ?? null,
       },
+      requireMfa: r.require_mfa === 'webauthn' ? 'webauthn' : null,
     });
   }
   if (problems.length > 0) throw new PolicyError(problems);
+  const mfa = typeof raw.mfa === 'string' ? { login: raw.mfa, approval: raw.mfa } : { login: raw.mfa?.login ?? 'totp', approval: raw.mfa?.approval ?? 'totp' };
   return {
     defaults,
     roles,
+    mfa,
     webhooks: (raw.notifications?.webhooks ?? []).map((w) => ({ url: w.url, events: w.events ?? [...NOTIFICATION_EVENTS] })),
     digest: createHash('sha256').update(text).digest('hex'),
   };

@@ -92,6 +92,33 @@ export interface OidcFlowsTable {
   expires_at: Date;
 }
 
+/** A user's passkey or security key. */
+export interface WebauthnCredentialsTable {
+  /** The credential id, base64url. */
+  id: string;
+  username: string;
+  name: string;
+  /** The COSE public key. */
+  public_key: Buffer;
+  /** The signature counter last accepted (bigint, as a decimal string). */
+  sign_count: ColumnType<string, string | undefined, string>;
+  transports: string[];
+  created_at: Date;
+  last_used_at: Date | null;
+}
+
+/** A WebAuthn ceremony in flight: its challenge, bound to a session (by hash), a purpose and a target. */
+export interface WebauthnChallengesTable {
+  binding: Buffer;
+  purpose: 'register' | 'login' | 'step_up';
+  target: ColumnType<string, string | undefined, string>;
+  username: string;
+  challenge: string;
+  data: ColumnType<unknown, string | undefined, string>;
+  created_at: Date;
+  expires_at: Date;
+}
+
 export interface LoginThrottleTable {
   key: string;
   failures: number;
@@ -263,6 +290,8 @@ export interface Database {
   certificate_usage: CertificateUsageTable;
   certificate_logins: CertificateLoginsTable;
   host_enrollments: HostEnrollmentsTable;
+  webauthn_credentials: WebauthnCredentialsTable;
+  webauthn_challenges: WebauthnChallengesTable;
 }
 
 export type RequestRow = Selectable<RequestsTable>;

@@ -91,6 +91,11 @@ export interface LoginOutput {
 
 export interface AuthService {
   login(input: LoginInput): Promise<LoginOutput>;
+  /**
+   * The same checks as login, and the same counters, without a session: the
+   * first step of a web sign-in that must end with a passkey (services/webauthn.ts opens the session).
+   */
+  firstFactor(input: LoginInput): Promise<{ username: string; auth: SessionAuth }>;
   /** The principal behind a session token of `audience` (default `api`), or null (unknown, expired, revoked, user disabled). */
   authenticate(token: string, audience?: Audience): Promise<Principal | null>;
   logout(token: string, clientAddress: string | null, audience?: Audience): Promise<void>;
@@ -141,10 +146,8 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
     return s ? principalOf(s) : null;
   }
 
-  return {
-    authenticate,
-
-    async login(input) {
+  /** Every check of a password + code login, in order; the user, once all passed. */
+  async function check(input: LoginInput) {
       const at = now();
       const { username, password, totp, clientAddress, audience = 'api' } = input;
       // Control characters (NUL above all, which PostgreSQL cannot store or compare) are never part of a name.
@@ -200,15 +203,32 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
       }
 
       await attempt.succeeded();
+      const rehash = pw.needsRehash ? await hashPassword(password, settings.passwordCost) : undefined;
+      return { user, at, rehash, audience, clientAddress };
+  }
+
+  return {
+    authenticate,
+
+    async login(input) {
+      const { user, at, rehash, audience, clientAddress } = await check(input);
       const token = newToken();
       const expiresAt = new Date(at.getTime() + settings.tokenTtl * 1000);
-      const rehash = pw.needsRehash ? await hashPassword(password, settings.passwordCost) : undefined;
       await db.transaction().execute(async (trx) => {
         await insertSession(trx, { tokenHash: sessionHash(token, audience), username: user.name, createdAt: at, expiresAt, clientAddress, auth: PASSWORD_TOTP });
         await updateUser(trx, user.name, { lastLoginAt: at, passwordHash: rehash }, at);
         await appendEvent(trx, { at, actor: user.name, action: 'login.ok', target: user.name, outcome: 'ok', clientAddress, details: { auth: PASSWORD_TOTP, ...(audience === 'api' ? {} : { via: audience }), ...(rehash ? { password_rehashed: true } : {}) } });
       });
       return { token, expires_at: expiresAt.toISOString(), username: user.name };
+    },
+
+    async firstFactor(input) {
+      const { user, at, rehash, clientAddress } = await check(input);
+      await db.transaction().execute(async (trx) => {
+        if (rehash) await updateUser(trx, user.name, { passwordHash: rehash }, at);
+        await appendEvent(trx, { at, actor: user.name, action: 'login.first_factor', target: user.name, outcome: 'ok', clientAddress, details: { auth: PASSWORD_TOTP, via: 'web', next: 'webauthn' } });
+      });
+      return { username: user.name, auth: PASSWORD_TOTP };
     },
 
     async logout(token, clientAddress, audience = 'api') {
@@ -225,11 +245,22 @@ export async function createAuthService(deps: AuthDeps): Promise<AuthService> {
 
 // ---- Step-up: a fresh TOTP code for one sensitive action (the web pages' approvals) ----
 
-/** What a verified step-up proves: this user gave a fresh code for this action on this target. */
-export interface StepUpProof {
+/** What a verified step-up proves: this user gave a fresh code, or asserted a passkey, for this action on this target. */
+export type StepUpProof = TotpStepUp | PasskeyStepUp;
+
+export interface TotpStepUp {
   method: 'totp';
   /** The TOTP time-step consumed: the same counter as login, so no code serves twice. */
   step: number;
+  purpose: string;
+  target: string;
+  at: string;
+}
+
+export interface PasskeyStepUp {
+  method: 'webauthn';
+  /** The credential id (base64url) of the passkey asserted. */
+  credential: string;
   purpose: string;
   target: string;
   at: string;
@@ -247,7 +278,7 @@ export interface StepUpInput {
 
 export interface StepUpVerifier {
   /** Verifies and consumes the code; throws `unauthenticated` (wrong or used code) or `rate_limited`. */
-  verify(input: StepUpInput): Promise<StepUpProof>;
+  verify(input: StepUpInput): Promise<TotpStepUp>;
 }
 
 export const STEP_UP_FAILED = 'the code is wrong or was already used; wait for the next code from your authenticator';

@@ -21,12 +21,13 @@ import { createRequestService, type RequestService } from './requests.js';
 import { createRevocationService, type RevocationService } from './revocation.js';
 import { createUserAdmin, type UserAdmin } from './users.js';
 import { createHostService, type HostService } from './hosts.js';
+import { createWebauthnService, type WebauthnService } from './webauthn.js';
 
 /** Groups from an identity provider's sign-in count this long by default (JIT_SSH_OIDC_MAX_GROUP_AGE). */
 export const DEFAULT_MAX_GROUP_AGE = 12 * 3600;
 
 /** The settings the services read. */
-export type ServicesConfig = Pick<ServerConfig, 'auth' | 'webhookSecret'> & Partial<Pick<ServerConfig, 'oidc' | 'hostCertTtl'>>;
+export type ServicesConfig = Pick<ServerConfig, 'auth' | 'webhookSecret'> & Partial<Pick<ServerConfig, 'oidc' | 'hostCertTtl' | 'webauthn'>>;
 
 /** What the services are handed besides the settings, the database and the CA keys. */
 export interface ServicesContext {
@@ -64,6 +65,8 @@ export interface Services {
   oidc: OidcService | null;
   /** Host certificates: signing, enrollment, renewal, /v1/host-ca.pub. Throws on use when no host CA key was loaded. */
   hosts: HostService;
+  /** Passkeys: registration, the passkey step of a web sign-in, passkey step-ups. */
+  webauthn: WebauthnService;
 }
 
 /** The services that need no CA key (the admin commands load it only when a KRL or a verification asks for it). */
@@ -95,6 +98,7 @@ export function createServices(config: ServicesConfig, db: Kysely<Database>, key
     audit: () => createAuditService({ db, now, trustedKeys: keys ? [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()] : undefined, signedHeads: ctx.signedHeads }),
     revocation: () => createRevocationService({ db, signer: ca().signer, caKeys: caKeyBlobs(ca().publicKeys), now }),
     oidc: () => (config.oidc ? createOidcService({ db, box, settings: config.oidc, tokenTtl: settings.tokenTtl, logger, now }) : null),
+    webauthn: () => createWebauthnService({ db, settings: config.webauthn ?? { rpId: null, origin: null }, now }),
     caKeys: () => createCaKeysPublisher({ db, signer: ca().signer, publicKeys: ca().publicKeys, retiredKeys: ca().retiredKeys, now }),
     hosts: () => {
       if (!ctx.hostKeys) throw new Error('the host CA key is not loaded');

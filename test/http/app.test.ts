@@ -14,7 +14,7 @@ function build(overrides: Partial<AppDeps> = {}) {
     caKeys: () => Promise.reject(new Error('not in this test')),
     ready: async () => {},
     // These tests do not log in; test/http/auth.test.ts drives the real service.
-    auth: { login: () => Promise.reject(new Error('not in this test')), authenticate: async () => null, logout: async () => {} },
+    auth: { login: () => Promise.reject(new Error('not in this test')), authenticate: async () => null, logout: async () => {}, firstFactor: () => Promise.reject(new Error('not in this test')) },
     clientAddress: () => null,
     requests: {} as AppDeps['requests'], // only reached after authentication, which always fails here
     certificates: {} as AppDeps['certificates'],

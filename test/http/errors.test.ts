@@ -16,6 +16,7 @@ import { webPages, type WebDeps } from '../../src/web/index.js';
 function api(fail: () => Error, logger: Logger = silentLogger) {
   const auth: AuthService = {
     login: () => Promise.reject(fail()),
+    firstFactor: () => Promise.reject(fail()),
     authenticate: () => Promise.reject(fail()),
     logout: async () => {},
   };

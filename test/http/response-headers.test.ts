@@ -16,7 +16,7 @@ const app = createApp({
   bodyLimit: 1024,
   caKeys: () => Promise.reject(new Error('not in this test')),
   ready: async () => {},
-  auth: { login: () => Promise.reject(new Error('not in this test')), authenticate: async () => null, logout: async () => {} },
+  auth: { login: () => Promise.reject(new Error('not in this test')), authenticate: async () => null, logout: async () => {}, firstFactor: () => Promise.reject(new Error('not in this test')) },
   clientAddress: () => null,
   requests: {} as AppDeps['requests'],
   certificates: {} as AppDeps['certificates'],

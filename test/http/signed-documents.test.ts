@@ -37,7 +37,7 @@ function instance(db: TestDb['db'], clock: TestClock, publicKeys: string[], reti
     caKeys: () => caKeys.document(),
     krl: () => revocation.krl(),
     ready: async () => {},
-    auth: { login: () => Promise.reject(new Error('not in this test')), authenticate: async () => null, logout: async () => {} },
+    auth: { login: () => Promise.reject(new Error('not in this test')), authenticate: async () => null, logout: async () => {}, firstFactor: () => Promise.reject(new Error('not in this test')) },
     clientAddress: () => null,
     requests: {} as AppDeps['requests'],
     certificates: {} as AppDeps['certificates'],

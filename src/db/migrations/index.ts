@@ -12,6 +12,7 @@ import * as grantEnd from './2026-12-03-04-grant-end.js';
 import * as sessionAuth from './2026-12-03-05-session-auth.js';
 import * as oidcIdentities from './2026-12-03-06-oidc-identities.js';
 import * as hostCertificates from './2026-12-03-08-host-certificates.js';
+import * as webauthn from './2026-12-04-10-webauthn.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-22-01-certificates': certificates,
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-03-05-session-auth': sessionAuth,
   '2026-12-03-06-oidc-identities': oidcIdentities,
   '2026-12-03-08-host-certificates': hostCertificates,
+  '2026-12-04-10-webauthn': webauthn,
 };
 
 export const migrationProvider: MigrationProvider = {
