@@ -38,7 +38,7 @@ export async function createServerApp(services: Services, opts: ServerAppOptions
     stepUp,
     oidc: services.oidc,
     hosts: opts.hosts ? services.hosts : undefined,
-    pages: opts.web && webPages({ logger, auth, stepUp, requests, audit, clientAddress, oidc: services.oidc, ...opts.web }),
+    pages: opts.web && webPages({ logger, auth, stepUp, requests, audit, clientAddress, oidc: services.oidc, webauthn: services.webauthn, mfa: () => services.policy().mfa, ...opts.web }),
   });
 }
 

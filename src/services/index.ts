@@ -65,6 +65,8 @@ export interface Services {
   oidc: OidcService | null;
   /** Host certificates: signing, enrollment, renewal, /v1/host-ca.pub. Throws on use when no host CA key was loaded. */
   hosts: HostService;
+  /** The policy in force (throws when none could be read). */
+  policy: () => Policy;
   /** Passkeys: registration, the passkey step of a web sign-in, passkey step-ups. */
   webauthn: WebauthnService;
 }
@@ -98,7 +100,8 @@ export function createServices(config: ServicesConfig, db: Kysely<Database>, key
     audit: () => createAuditService({ db, now, trustedKeys: keys ? [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()] : undefined, signedHeads: ctx.signedHeads }),
     revocation: () => createRevocationService({ db, signer: ca().signer, caKeys: caKeyBlobs(ca().publicKeys), now }),
     oidc: () => (config.oidc ? createOidcService({ db, box, settings: config.oidc, tokenTtl: settings.tokenTtl, logger, now }) : null),
-    webauthn: () => createWebauthnService({ db, settings: config.webauthn ?? { rpId: null, origin: null }, now }),
+    policy: () => policy,
+    webauthn: () => createWebauthnService({ db, settings: config.webauthn ?? { rpId: null, origin: null }, tokenTtl: settings.tokenTtl, now }),
     caKeys: () => createCaKeysPublisher({ db, signer: ca().signer, publicKeys: ca().publicKeys, retiredKeys: ca().retiredKeys, now }),
     hosts: () => {
       if (!ctx.hostKeys) throw new Error('the host CA key is not loaded');

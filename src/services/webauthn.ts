@@ -86,7 +86,7 @@ export interface WebauthnService {
   /** The options for the pending sign-in's passkey step; null when there is none (expired, used). Throws mfa_required when the user has no passkey. */
   loginOptions(input: { binding: string; site: Site }): Promise<{ username: string; next: string; options: PublicKeyCredentialRequestOptionsJSON } | null>;
   /** Checks the passkey and opens the web session, its auth naming the passkey. */
-  finishLogin(input: { binding: string; site: Site; response: unknown; clientAddress: string | null; ttl: number }): Promise<LoginOutput & { next: string }>;
+  finishLogin(input: { binding: string; site: Site; response: unknown; clientAddress: string | null; ttl?: number }): Promise<LoginOutput & { next: string }>;
   /** The options for a passkey step-up on `target` (a request id), bound to the session `binding`. */
   stepUpOptions(input: { username: string; binding: string; target: string; site: Site }): Promise<PublicKeyCredentialRequestOptionsJSON>;
   /** Checks and uses up the step-up: proof for `purpose` on `target` only. */
@@ -96,6 +96,8 @@ export interface WebauthnService {
 export interface WebauthnDeps {
   db: Kysely<Database>;
   settings: WebauthnSettings;
+  /** Lifetime of the sessions the passkey step opens, seconds (JIT_SSH_TOKEN_TTL). */
+  tokenTtl?: number;
   now?: () => Date;
 }
 
@@ -266,7 +268,7 @@ export function createWebauthnService(deps: WebauthnDeps): WebauthnService {
       if (!user?.enabled) throw new DomainError('unauthenticated', 'this account is disabled');
       const data = pending.data as { auth?: unknown; next?: unknown };
       const auth: SessionAuth = { ...asSessionAuth(data.auth), webauthn: cred.id };
-      const out = await openSession(db, { username, audience: 'web', auth, clientAddress, at, ttl });
+      const out = await openSession(db, { username, audience: 'web', auth, clientAddress, at, ttl: ttl ?? deps.tokenTtl ?? 3600 });
       return { ...out, next: typeof data.next === 'string' ? data.next : '/ui' };
     },
 

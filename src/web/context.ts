@@ -9,6 +9,8 @@ import type { AuthService, Principal, StepUpVerifier } from '../services/auth.js
 import type { Caller, RequestService } from '../services/requests.js';
 import type { Logger } from '../log.js';
 import type { OidcService } from '../services/oidc.js';
+import type { Site, WebauthnService } from '../services/webauthn.js';
+import type { MfaRules } from '../core/policy-types.js';
 import { WebError } from './errors.js';
 import { csrfTokenFor, overHttps, sameSecret, sessionCookie } from './security.js';
 import type { Viewer } from './views/layout.js';
@@ -22,6 +24,10 @@ export interface WebDeps {
   clientAddress: (c: Context) => string | null;
   /** Sign-in through identity providers; null/absent = standalone. */
   oidc?: OidcService | null;
+  /** Passkeys; absent = none offered (and policy asking for them is refused). */
+  webauthn?: WebauthnService | null;
+  /** The policy's second factors, as in force now; absent = totp for both. */
+  mfa?: () => MfaRules;
   /** The origin browsers use (JIT_SSH_PUBLIC_URL); null = each request's own. */
   publicUrl: string | null;
   now?: () => Date;
@@ -130,3 +136,9 @@ export function checkCsrf(): MiddlewareHandler<WebEnv> {
 export function callerOf(c: WebContext, deps: WebDeps): Caller {
   return { principal: c.get('viewer').who, clientAddress: deps.clientAddress(c) };
 }
+
+/** The second factors the policy asks for now. */
+export const mfaRules = (deps: WebDeps): MfaRules => deps.mfa?.() ?? { login: 'totp', approval: 'totp' };
+
+/** The RP id and origin passkey ceremonies on this request are checked against. */
+export const siteOf = (c: Context, deps: WebDeps & { webauthn: WebauthnService }): Site => deps.webauthn.site(new URL(c.req.url).origin, deps.publicUrl);

@@ -7,6 +7,7 @@
 import { Hono, type Context } from 'hono';
 import { checkCsrf, loadSession, requireApprover, requireAuditor, requireSession, type WebDeps, type WebEnv } from './context.js';
 import { pageMessage, WebError, type PageError } from './errors.js';
+import { accountRoutes } from './routes/account.js';
 import { auditRoutes } from './routes/audit.js';
 import { engineerRoutes } from './routes/engineer.js';
 import { loginRoutes } from './routes/login.js';
@@ -60,6 +61,7 @@ export function webRoutes(deps: WebDeps) {
   app.use(UI, checkCsrf());
   app.route('/', engineerRoutes(deps));
   app.route('/', requestRoutes(deps));
+  if (deps.webauthn) app.route('/', accountRoutes({ ...deps, webauthn: deps.webauthn }));
   app.use('/ui/queue', requireApprover());
   app.route('/', queueRoutes(deps));
   app.use('/ui/audit/*', requireAuditor());

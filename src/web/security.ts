@@ -80,6 +80,7 @@ export function sameOriginPosts(publicUrl: string | null): MiddlewareHandler {
 const SESSION = 'jit_ssh_session';
 const LOGIN = 'jit_ssh_login';
 const SSO = 'jit_ssh_sso';
+const MFA = 'jit_ssh_mfa';
 
 /** `__Host-` (Secure, Path=/, no Domain: no other host or subdomain can set or read it) whenever served over https. */
 const named = (base: string, secure: boolean) => (secure ? `__Host-${base}` : base);
@@ -134,6 +135,19 @@ export function ssoBinding(c: Context, secure: boolean): string | undefined {
 
 export function clearSsoBinding(c: Context, secure: boolean): void {
   deleteCookie(c, named(SSO, secure), { path: '/', secure, httpOnly: true, sameSite: 'Lax' });
+}
+
+/** A sign-in waiting for its passkey step: the secret its pending challenge is bound to (see services/webauthn.ts). */
+export function setPendingSignIn(c: Context, secure: boolean, token: string, seconds: number): void {
+  setCookie(c, named(MFA, secure), token, cookieOptions(secure, seconds));
+}
+
+export function pendingSignIn(c: Context, secure: boolean): string | undefined {
+  return getCookie(c, named(MFA, secure));
+}
+
+export function clearPendingSignIn(c: Context, secure: boolean): void {
+  deleteCookie(c, named(MFA, secure), { path: '/', secure, httpOnly: true, sameSite: 'Strict' });
 }
 
 // ---- CSRF tokens ----

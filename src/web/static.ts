@@ -3,6 +3,9 @@
 // browsers may cache them for good and a new version is fetched at once.
 
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 
 const CSS = `
 :root { --fg: #1b1f24; --muted: #57606a; --bg: #fff; --line: #d0d7de; --panel: #f6f8fa; --link: #0550ae;
@@ -69,6 +72,7 @@ ul.sso { list-style: none; padding: 0; margin: 0 0 1.5rem; display: flex; flex-w
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: .5rem 0; }
 .inline { display: inline; }
 ul.plain { list-style: none; padding: 0; }
+.status { min-height: 1.5em; }
 @media (max-width: 40rem) {
   body { font-size: 15px; }
   main { padding: .75rem; }
@@ -97,6 +101,48 @@ const TIME_JS = `"use strict";
 })();
 `;
 
+/*
+ * Passkeys: forms marked data-webauthn="register" or "authenticate" carry the
+ * ceremony's options (made by the server when the page was shown, with its
+ * single-use challenge) in data-options. On submit the script asks the
+ * browser's authenticator through @simplewebauthn/browser, puts the answer in
+ * the form's hidden "webauthn" field and sends the form as it is; no request
+ * of its own (the CSP has no connect-src), nothing inline.
+ */
+const PASSKEY_JS = `"use strict";
+(function () {
+  var lib = window.SimpleWebAuthnBrowser;
+  var forms = document.querySelectorAll("form[data-webauthn]");
+  for (var i = 0; i < forms.length; i++) hook(forms[i]);
+  function hook(form) {
+    var status = form.querySelector("[data-webauthn-status]");
+    var out = form.querySelector("input[name=webauthn]");
+    var say = function (t) { if (status) status.textContent = t; };
+    if (!lib || !window.PublicKeyCredential) { say("This browser cannot use passkeys."); return; }
+    form.addEventListener("submit", function (ev) {
+      if (out.value) return;
+      ev.preventDefault();
+      var options = JSON.parse(form.getAttribute("data-options"));
+      var run = form.getAttribute("data-webauthn") === "register" ? lib.startRegistration({ optionsJSON: options }) : lib.startAuthentication({ optionsJSON: options });
+      say("Waiting for your passkey…");
+      run.then(function (answer) {
+        out.value = JSON.stringify(answer);
+        say("Sending…");
+        HTMLFormElement.prototype.submit.call(form);
+      }, function (e) {
+        say("The passkey did not answer (" + (e && e.name ? e.name : "error") + "). Try again.");
+      });
+    });
+  }
+})();
+`;
+
+/** @simplewebauthn/browser's own bundle, as the package ships it (it defines window.SimpleWebAuthnBrowser). */
+function webauthnBundle(): string {
+  const main = createRequire(import.meta.url).resolve('@simplewebauthn/browser');
+  return readFileSync(path.join(path.dirname(main), '..', 'dist', 'bundle', 'index.umd.min.js'), 'utf8');
+}
+
 interface StaticFile {
   path: string;
   type: string;
@@ -114,4 +160,6 @@ const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><r
 export const STYLESHEET = file('app', 'css', 'text/css; charset=utf-8', CSS);
 export const TIME_SCRIPT = file('local-time', 'js', 'text/javascript; charset=utf-8', TIME_JS);
 export const ICON = file('icon', 'svg', 'image/svg+xml', ICON_SVG);
-export const STATIC_FILES: readonly StaticFile[] = [STYLESHEET, TIME_SCRIPT, ICON];
+export const WEBAUTHN_LIB = file('simplewebauthn-browser', 'js', 'text/javascript; charset=utf-8', webauthnBundle());
+export const PASSKEY_SCRIPT = file('passkey', 'js', 'text/javascript; charset=utf-8', PASSKEY_JS);
+export const STATIC_FILES: readonly StaticFile[] = [STYLESHEET, TIME_SCRIPT, ICON, WEBAUTHN_LIB, PASSKEY_SCRIPT];

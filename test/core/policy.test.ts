@@ -119,3 +119,20 @@ test('fail-every-problem-at-once: several problems are reported together', () =>
     'roles.b: has no approval, auto_approve or break_glass: no one could ever get this role',
   ]);
 });
+
+test('ok-mfa: second factors default to totp; one method for both, or login and approval apart; require_mfa per role', () => {
+  const base = parsePolicy(role(''));
+  assert.deepEqual(base.mfa, { login: 'totp', approval: 'totp' });
+  assert.equal(base.roles.get('web')!.requireMfa, null);
+  assert.deepEqual(parsePolicy(`mfa: webauthn\n${role('')}`).mfa, { login: 'webauthn', approval: 'webauthn' });
+  assert.deepEqual(parsePolicy(`mfa: {approval: webauthn}\n${role('')}`).mfa, { login: 'totp', approval: 'webauthn' });
+  assert.deepEqual(parsePolicy(`mfa: {login: webauthn, approval: totp}\n${role('')}`).mfa, { login: 'webauthn', approval: 'totp' });
+  assert.equal(parsePolicy(role('    require_mfa: webauthn\n')).roles.get('web')!.requireMfa, 'webauthn');
+  assert.equal(parsePolicy(role('    require_mfa: totp\n')).roles.get('web')!.requireMfa, null);
+});
+
+test('fail-mfa: an unknown method or key is refused, not taken as totp', () => {
+  assert.ok(problems(`mfa: sms\n${role('')}`).some((p) => p.startsWith('mfa:')));
+  assert.ok(problems(`mfa: {login: webauthn, approvals: webauthn}\n${role('')}`).some((p) => p.startsWith('mfa')));
+  assert.ok(problems(role('    require_mfa: passkey\n')).some((p) => p.startsWith('roles.web.require_mfa')));
+});

@@ -7,8 +7,13 @@ import { Hono } from 'hono';
 import { PasswordQueueFullError } from '../../auth/password.js';
 import { DomainError, RateLimitedError } from '../../core/errors.js';
 import { STATUS_OF } from '../../core/error-status.js';
-import { formWithCsrf, readForm, safeNext, type WebDeps, type WebEnv } from '../context.js';
-import { clearLoginCsrf, clearSessionCookie, loginCsrf, loginCsrfCookie, overHttps, sameSecret, setSessionCookie } from '../security.js';
+import { newToken } from '../../auth/tokens.js';
+import type { SessionAuth } from '../../core/auth-method.js';
+import { passkeyAtLogin } from '../../core/webauthn.js';
+import { CHALLENGE_TTL, type WebauthnService } from '../../services/webauthn.js';
+import { formWithCsrf, mfaRules, readForm, safeNext, siteOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
+import { WebError } from '../errors.js';
+import { clearLoginCsrf, clearPendingSignIn, clearSessionCookie, csrfTokenFor, loginCsrf, loginCsrfCookie, overHttps, pendingSignIn, sameSecret, setPendingSignIn, setSessionCookie } from '../security.js';
 import { Alert, CodeField, Field } from '../views/components.js';
 import { page } from '../views/layout.js';
 
@@ -50,6 +55,48 @@ const LoginPage = ({ csrf, next, username, error, providers }: LoginForm) => (
   </>
 );
 
+/** The passkey step of a sign-in: one button; the script asks the authenticator and posts its answer. */
+const PasskeyStep = ({ username, csrf, options, error }: { username: string; csrf: string; options: string; error?: string }) => (
+  <>
+    <h1>Confirm with your passkey</h1>
+    <p>
+      Signing in as <strong>{username}</strong>. Use one of your passkeys or security keys to finish.
+    </p>
+    <Alert message={error} id="passkey-error" />
+    <form method="post" action="/ui/login/passkey" class="stack" data-webauthn="authenticate" data-options={options}>
+      <input type="hidden" name="csrf" value={csrf} />
+      <input type="hidden" name="webauthn" value="" />
+      <p class="status" data-webauthn-status role="status" aria-live="polite"></p>
+      <button type="submit" class="primary">
+        Use your passkey
+      </button>
+    </form>
+    <p>
+      <a href="/ui/login">Start again</a>
+    </p>
+  </>
+);
+
+/**
+ * Whether this web sign-in of `username` must end with a passkey (policy, or the person has one),
+ * and if so, starts that step: the first factor's `auth` waits, bound to a cookie of this browser.
+ */
+export async function passkeyStep(c: WebContext, deps: WebDeps, username: string, begin: () => Promise<{ auth: SessionAuth } | null>, next: string): Promise<boolean> {
+  const wa = deps.webauthn;
+  const login = mfaRules(deps).login;
+  if (!wa) {
+    if (login === 'webauthn') throw new WebError(403, 'This server’s policy asks for a passkey to sign in, and passkeys are not available here.');
+    return false;
+  }
+  if (!passkeyAtLogin(login, await wa.hasPasskey(username))) return false;
+  const first = await begin();
+  if (!first) return false;
+  const token = newToken();
+  await wa.beginLogin({ username, binding: token, auth: first.auth, next });
+  setPendingSignIn(c, overHttps(c, deps.publicUrl), token, CHALLENGE_TTL);
+  return true;
+}
+
 /** Revokes a session; one that has already ended is fine. */
 async function endSession(deps: WebDeps, token: string, clientAddress: string | null): Promise<void> {
   await deps.auth.logout(token, clientAddress, 'web').catch((e: unknown) => {
@@ -79,7 +126,13 @@ export function loginRoutes(deps: WebDeps) {
     // Outside the try: an unreadable proxy chain is its own error page, not "enter your user name".
     const clientAddress = deps.clientAddress(c);
     try {
-      const out = await deps.auth.login({ username: form['username'], password: form['password'], totp: (form['totp'] ?? '').trim(), clientAddress, audience: 'web' });
+      const input = { username: form['username'], password: form['password'], totp: (form['totp'] ?? '').trim(), clientAddress, audience: 'web' as const };
+      // Where a passkey must end the sign-in, the password and code are checked (the same way, with the same limits) without a session.
+      if (typeof input.username === 'string' && (await passkeyStep(c, deps, input.username, () => deps.auth.firstFactor(input), safeNext(form['next'])))) {
+        clearLoginCsrf(c, secure);
+        return c.redirect('/ui/login/passkey', 303);
+      }
+      const out = await deps.auth.login(input);
       // The session this browser held until now is replaced: end it, or it would live on where no logout reaches.
       const replaced = c.get('sessionToken');
       if (replaced) await endSession(deps, replaced, clientAddress);
@@ -103,6 +156,8 @@ export function loginRoutes(deps: WebDeps) {
     }
   });
 
+  if (deps.webauthn) passkeyRoutes(app, { ...deps, webauthn: deps.webauthn });
+
   // Logout revokes the session server-side; a stale cookie is simply cleared.
   app.post('/ui/logout', async (c) => {
     const secure = overHttps(c, deps.publicUrl);
@@ -115,4 +170,44 @@ export function loginRoutes(deps: WebDeps) {
   });
 
   return app;
+}
+
+/** The passkey step of a web sign-in: its page, and the answer's post. */
+function passkeyRoutes(app: Hono<WebEnv>, deps: WebDeps & { webauthn: WebauthnService }) {
+  const wa = deps.webauthn;
+  const expired = () => new WebError(401, 'This sign-in had expired or was already used. Log in again.');
+
+  app.get('/ui/login/passkey', async (c) => {
+    const token = pendingSignIn(c, overHttps(c, deps.publicUrl));
+    if (!token) throw expired();
+    let pending;
+    try {
+      pending = await wa.loginOptions({ binding: token, site: siteOf(c, deps) });
+    } catch (e) {
+      if (e instanceof DomainError) throw new WebError(STATUS_OF[e.code], e.message);
+      throw e;
+    }
+    if (!pending) throw expired();
+    return page(c, 200, { title: 'Confirm with your passkey', viewer: null, passkey: true }, <PasskeyStep username={pending.username} csrf={csrfTokenFor(token)} options={JSON.stringify(pending.options)} />);
+  });
+
+  app.post('/ui/login/passkey', async (c) => {
+    const secure = overHttps(c, deps.publicUrl);
+    const token = pendingSignIn(c, secure);
+    const form = await readForm(c);
+    if (!token) throw expired();
+    if (!sameSecret(form['csrf'], csrfTokenFor(token))) throw new WebError(403, 'This form’s security token is missing or out of date, so it was refused. Log in again.');
+    const clientAddress = deps.clientAddress(c);
+    clearPendingSignIn(c, secure);
+    try {
+      const out = await wa.finishLogin({ binding: token, site: siteOf(c, deps), response: form['webauthn'] ?? '', clientAddress });
+      const replaced = c.get('sessionToken');
+      if (replaced) await endSession(deps, replaced, clientAddress);
+      setSessionCookie(c, secure, out.token, new Date(out.expires_at), (deps.now ?? (() => new Date()))());
+      return c.redirect(safeNext(out.next), 303);
+    } catch (e) {
+      if (e instanceof DomainError && e.code === 'unauthenticated') throw new WebError(401, `${e.message[0]!.toUpperCase()}${e.message.slice(1)}. Log in again.`);
+      throw e;
+    }
+  });
 }

@@ -6,7 +6,7 @@
 import { Hono } from 'hono';
 import type { Principal } from '../../services/auth.js';
 import type { RequestView } from '../../services/requests.js';
-import type { WebDeps, WebEnv } from '../context.js';
+import { mfaRules, type WebDeps, type WebEnv } from '../context.js';
 import { Badge, Time } from '../views/components.js';
 import { page } from '../views/layout.js';
 import { AcknowledgeForm, DecisionForm, PolicyDecision, RequestFacts, RequestTable } from '../views/requests.js';
@@ -51,7 +51,15 @@ export function queueRoutes(deps: WebDeps) {
             <PolicyDecision decision={r.decision} required={r.required_approvals} />
             {r.approvals.length > 0 && <p>Already decided: {r.approvals.map((a) => `${a.approver} (${a.decision})`).join(', ')}</p>}
             <RequestTable rows={histories[i]!} caption={`${r.requester}'s recent requests`} />
-            <DecisionForm r={r} csrf={v.csrf} />
+            {mfaRules(deps).approval === 'webauthn' ? (
+              <p>
+                <a class="button primary" href={`/ui/requests/${r.id}`}>
+                  Decide, with your passkey
+                </a>
+              </p>
+            ) : (
+              <DecisionForm r={r} csrf={v.csrf} />
+            )}
           </article>
         ))}
         <h2>Break-glass uses to review ({reviews.length})</h2>

@@ -11,11 +11,11 @@ import { STATUS_OF } from '../../core/error-status.js';
 import { ID_FORM } from '../../services/ids.js';
 import type { Principal } from '../../services/auth.js';
 import { checkComment, type RequestView } from '../../services/requests.js';
-import { callerOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
+import { callerOf, mfaRules, siteOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
 import { Badge, Facts, PostButton, Time } from '../views/components.js';
 import { page } from '../views/layout.js';
-import { AcknowledgeForm, Approvals, DecisionForm, PolicyDecision, RequestFacts, type DecisionFormState } from '../views/requests.js';
+import { AcknowledgeForm, Approvals, DecisionForm, PolicyDecision, RequestFacts, type DecisionConfirm, type DecisionFormState } from '../views/requests.js';
 
 /** Pending, but past its time to live: the expiry job will close it; no decision may be made on it. */
 const expired = (deps: WebDeps, r: RequestView) => r.status === 'pending' && Date.parse(r.expires_at) <= (deps.now ?? (() => new Date()))().getTime();
@@ -57,7 +57,22 @@ export function requestRoutes(deps: WebDeps) {
     const acknowledgeable = mayAcknowledge(deps, v.who, r);
     // A refusal whose form is no longer offered (someone decided first) is shown at the top.
     const error = state.error ?? (!decidable ? state.decide?.error : undefined) ?? (!acknowledgeable ? state.ack?.error : undefined);
-    return page(c, status, { title: `Request ${r.role} by ${r.requester}`, viewer: v }, (
+    // Where policy asks for a passkey, the decision is confirmed with one: its challenge, bound to this session and request, is made now.
+    let confirm: DecisionConfirm = { method: 'totp' };
+    let noPasskey: string | null = null;
+    if (decidable && mfaRules(deps).approval === 'webauthn') {
+      if (!deps.webauthn) noPasskey = 'This server’s policy asks for a passkey to decide, and passkeys are not available here.';
+      else {
+        try {
+          const options = await deps.webauthn.stepUpOptions({ username: v.who.username, binding: c.get('sessionToken'), target: r.id, site: siteOf(c, { ...deps, webauthn: deps.webauthn }) });
+          confirm = { method: 'webauthn', options: JSON.stringify(options) };
+        } catch (e) {
+          if (!(e instanceof DomainError && e.code === 'mfa_required')) throw e;
+          noPasskey = 'This server’s policy asks for a passkey to decide requests, and you have none registered. Register one on your Passkeys page first.';
+        }
+      }
+    }
+    return page(c, status, { title: `Request ${r.role} by ${r.requester}`, viewer: v, passkey: confirm.method === 'webauthn' }, (
       <>
         <h1>
           {r.requester} asks for {r.role} <Badge status={r.status} />
@@ -92,7 +107,13 @@ export function requestRoutes(deps: WebDeps) {
         {decidable && (
           <section aria-labelledby="decide-h">
             <h2 id="decide-h">Your decision</h2>
-            <DecisionForm r={r} csrf={v.csrf} state={state.decide} />
+            {noPasskey ? (
+              <p class="alert" role="alert">
+                {noPasskey} <a href="/ui/account">Passkeys</a>
+              </p>
+            ) : (
+              <DecisionForm r={r} csrf={v.csrf} state={state.decide} confirm={confirm} />
+            )}
           </section>
         )}
         {acknowledgeable && (
@@ -126,7 +147,13 @@ export function requestRoutes(deps: WebDeps) {
       // Everything that can be refused before the code is spent is checked first: a refused comment must not use it up.
       checkComment(comment);
       // The code is checked and used up first, for this request and this verdict only.
-      const proof = await deps.stepUp.verify({ username: v.who.username, totp: f['totp'] ?? '', purpose: `request.${verdict}`, target: id, clientAddress: deps.clientAddress(c) });
+      const purpose = `request.${verdict}`;
+      const clientAddress = deps.clientAddress(c);
+      const wa = deps.webauthn;
+      const proof =
+        mfaRules(deps).approval === 'webauthn' && wa
+          ? await wa.verifyStepUp({ username: v.who.username, binding: c.get('sessionToken'), target: id, purpose, site: siteOf(c, { ...deps, webauthn: wa }), response: f['webauthn'] ?? '', clientAddress })
+          : await deps.stepUp.verify({ username: v.who.username, totp: f['totp'] ?? '', purpose, target: id, clientAddress });
       const caller = { ...callerOf(c, deps), stepUp: proof };
       await (verdict === 'approve' ? deps.requests.approve(caller, id, comment) : deps.requests.deny(caller, id, comment));
     } catch (e) {

@@ -12,6 +12,7 @@ import type { OidcService } from '../../services/oidc.js';
 import { safeNext, type WebDeps, type WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
 import { clearSsoBinding, overHttps, setSessionCookie, setSsoBinding, ssoBinding } from '../security.js';
+import { passkeyStep } from './login.js';
 
 /** The service's refusals as pages, in its words (they are written for a person). */
 async function orPage<T>(work: () => Promise<T>): Promise<T> {
@@ -50,12 +51,20 @@ export function ssoRoutes(deps: WebDeps & { oidc: OidcService }) {
     const clientAddress = deps.clientAddress(c);
     const out = await orPage(() => oidc.finish(new URL(c.req.url).searchParams, binding, clientAddress));
     if (out.purpose === 'cli') return c.redirect(out.redirect, 303);
+    // The provider's sign-in (and its MFA) is not proof for jit-ssh where policy asks for a passkey:
+    // the session it made is ended at once, and its way of signing in waits for the passkey step.
+    const held = out.session.token;
+    const passkey = await passkeyStep(c, deps, out.session.username, async () => {
+      const p = await deps.auth.authenticate(held, 'web');
+      await deps.auth.logout(held, clientAddress, 'web').catch(() => {});
+      return p && { auth: p.auth };
+    }, safeNext(out.next));
     const replaced = c.get('sessionToken');
     if (replaced) await deps.auth.logout(replaced, clientAddress, 'web').catch(() => {});
-    setSessionCookie(c, secure, out.session.token, new Date(out.session.expires_at), (deps.now ?? (() => new Date()))());
+    if (!passkey) setSessionCookie(c, secure, out.session.token, new Date(out.session.expires_at), (deps.now ?? (() => new Date()))());
     // The session cookie is SameSite=Strict: a redirect at the end of the provider's
     // (cross-site) redirects would not carry it. A page of ours moves on instead, same-site.
-    const next = safeNext(out.next);
+    const next = passkey ? '/ui/login/passkey' : safeNext(out.next);
     return c.html(
       `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${next}"><title>Signed in · jit-ssh</title></head><body><p>Signed in as ${out.session.username}. <a href="${next}">Continue</a></p></body></html>`,
     );

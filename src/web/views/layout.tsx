@@ -7,7 +7,7 @@ import { html } from 'hono/html';
 import type { Child, FC, PropsWithChildren } from 'hono/jsx';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Principal } from '../../services/auth.js';
-import { ICON, STYLESHEET, TIME_SCRIPT } from '../static.js';
+import { ICON, PASSKEY_SCRIPT, STYLESHEET, TIME_SCRIPT, WEBAUTHN_LIB } from '../static.js';
 
 /** Who is looking, and what the navigation may offer them (the routes check again). */
 export interface Viewer {
@@ -21,7 +21,9 @@ export interface LayoutProps {
   title: string;
   viewer: Viewer | null;
   /** The nav entry to mark as the current page. */
-  current?: 'home' | 'new' | 'queue' | 'audit';
+  current?: 'home' | 'new' | 'queue' | 'audit' | 'account';
+  /** The page has a passkey form: load the WebAuthn scripts. */
+  passkey?: boolean;
 }
 
 const NavLink: FC<PropsWithChildren<{ href: string; here: boolean }>> = ({ href, here, children }) => (
@@ -32,7 +34,7 @@ const NavLink: FC<PropsWithChildren<{ href: string; here: boolean }>> = ({ href,
   </li>
 );
 
-export const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, viewer, current, children }) => (
+export const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, viewer, current, passkey, children }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -43,6 +45,8 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, viewer, curr
       <link rel="icon" href={ICON.path} type="image/svg+xml" />
       <link rel="stylesheet" href={STYLESHEET.path} />
       <script src={TIME_SCRIPT.path} defer></script>
+      {passkey && <script src={WEBAUTHN_LIB.path} defer></script>}
+      {passkey && <script src={PASSKEY_SCRIPT.path} defer></script>}
     </head>
     <body>
       <a class="skip" href="#main">
@@ -60,6 +64,7 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, viewer, curr
                 <NavLink href="/ui/requests/new" here={current === 'new'}>New request</NavLink>
                 {viewer.approver && <NavLink href="/ui/queue" here={current === 'queue'}>Approvals</NavLink>}
                 {viewer.auditor && <NavLink href="/ui/audit" here={current === 'audit'}>Audit</NavLink>}
+                <NavLink href="/ui/account" here={current === 'account'}>Passkeys</NavLink>
               </ul>
             </nav>
             <span class="who">

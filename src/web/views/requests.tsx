@@ -80,10 +80,24 @@ export interface DecisionFormState {
  * this request only). The verdict is a required choice and there is one
  * submit button, so pressing Enter in the code field never picks a verdict.
  */
-export const DecisionForm: FC<{ r: RequestView; csrf: string; state?: DecisionFormState }> = ({ r, csrf, state = {} }) => {
+/**
+ * How the decision is confirmed: a code (`totp`), or a passkey, whose options
+ * (with a challenge bound to this session and request) the page carries.
+ */
+export type DecisionConfirm = { method: 'totp' } | { method: 'webauthn'; options: string };
+
+export const DecisionForm: FC<{ r: RequestView; csrf: string; state?: DecisionFormState; confirm?: DecisionConfirm }> = ({ r, csrf, state = {}, confirm = { method: 'totp' } }) => {
   const errId = `decide-error-${r.id}`;
+  const passkey = confirm.method === 'webauthn' ? confirm : null;
   return (
-    <form method="post" action={`/ui/requests/${r.id}/decide`} class="stack" aria-label={`Decide ${r.requester}'s request for ${r.role}`}>
+    <form
+      method="post"
+      action={`/ui/requests/${r.id}/decide`}
+      class="stack"
+      aria-label={`Decide ${r.requester}'s request for ${r.role}`}
+      data-webauthn={passkey ? 'authenticate' : undefined}
+      data-options={passkey ? passkey.options : undefined}
+    >
       <Csrf token={csrf} />
       <Alert message={state.error} id={errId} />
       <fieldset class="verdict">
@@ -98,16 +112,24 @@ export const DecisionForm: FC<{ r: RequestView; csrf: string; state?: DecisionFo
         </label>
       </fieldset>
       <TextArea id={`comment-${r.id}`} name="comment" label="Comment (optional)" value={state.comment} maxlength={1000} />
-      <CodeField
-        id={`totp-${r.id}`}
-        label="Authenticator code, to confirm"
-        hint="A fresh code: one already used to log in or for another decision is refused."
-        invalid={!!state.error}
-        errorId={errId}
-      />
+      {passkey ? (
+        <>
+          <input type="hidden" name="webauthn" value="" />
+          <p class="hint">You confirm the decision with your passkey, for this request only.</p>
+          <p class="status" data-webauthn-status role="status" aria-live="polite"></p>
+        </>
+      ) : (
+        <CodeField
+          id={`totp-${r.id}`}
+          label="Authenticator code, to confirm"
+          hint="A fresh code: one already used to log in or for another decision is refused."
+          invalid={!!state.error}
+          errorId={errId}
+        />
+      )}
       <div class="actions">
         <button type="submit" class="primary">
-          Confirm decision
+          {passkey ? 'Confirm with your passkey' : 'Confirm decision'}
         </button>
       </div>
     </form>
