@@ -74,6 +74,13 @@ describe('web pages: authorization of every route', () => {
     { route: '/', method: 'GET', url: '/', expect: same(200, 200) },
     { route: '/ui/login', method: 'GET', url: '/ui/login', expect: same(303, 200) },
     { route: '/ui/login', method: 'POST', url: '/ui/login', form: { username: 'eng', password: 'x', totp: '000000' }, expect: same(403, 403) },
+    // No sign-in waits for a passkey in these browsers: nothing to show or finish, for anyone.
+    { route: '/ui/login/passkey', method: 'GET', url: '/ui/login/passkey', expect: same(401, 401) },
+    { route: '/ui/login/passkey', method: 'POST', url: '/ui/login/passkey', form: { webauthn: '{}' }, expect: same(401, 401) },
+    { route: '/ui/account', method: 'GET', url: '/ui/account', expect: same(200) },
+    // An answer that is no passkey's: refused, nothing registered (the page just shown made the challenge).
+    { route: '/ui/account/passkeys', method: 'POST', url: '/ui/account/passkeys', form: { name: 'laptop', webauthn: '{}' }, expect: same(400, 401) },
+    { route: '/ui/account/passkeys/:id/remove', method: 'POST', url: '/ui/account/passkeys/AAAA/remove', expect: same(404, 401) },
     { route: '/ui/logout', method: 'POST', url: '/ui/logout', noCsrf: true, expect: same(403, 303) },
     { route: '/ui/', method: 'GET', url: '/ui/', expect: same(301, 301) },
     { route: '/ui', method: 'GET', url: '/ui', expect: same(200) },

@@ -128,7 +128,9 @@ export function loginRoutes(deps: WebDeps) {
     try {
       const input = { username: form['username'], password: form['password'], totp: (form['totp'] ?? '').trim(), clientAddress, audience: 'web' as const };
       // Where a passkey must end the sign-in, the password and code are checked (the same way, with the same limits) without a session.
-      if (typeof input.username === 'string' && (await passkeyStep(c, deps, input.username, () => deps.auth.firstFactor(input), safeNext(form['next'])))) {
+      // A name login would refuse as input (NUL and other control characters) is not looked up here either.
+      const plausible = typeof input.username === 'string' && input.username.length > 0 && input.username.length <= 128 && !/[\x00-\x1f\x7f]/.test(input.username);
+      if (plausible && (await passkeyStep(c, deps, input.username as string, () => deps.auth.firstFactor(input), safeNext(form['next'])))) {
         clearLoginCsrf(c, secure);
         return c.redirect('/ui/login/passkey', 303);
       }
