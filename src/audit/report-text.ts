@@ -20,5 +20,7 @@ export function reviewText(g: ReportGrant): string {
 /** How the requester and the approvers had signed in, in one cell: `alice: oidc https://… ; carol: password+totp`. */
 export function signInText(g: ReportGrant): string {
   const who = (name: string, a: ReportGrant['sign_in']['requester']) => `${name}: ${a ? describeAuth(a) : 'not recorded'}`;
-  return [who(g.user, g.sign_in.requester), ...g.sign_in.approvers.map((x) => who(x.approver, x.auth))].join('; ');
+  const confirmed = (s: { method: string; credential?: string } | undefined) =>
+    !s ? '' : s.method === 'webauthn' ? `, approved with passkey ${s.credential ? `${s.credential.slice(0, 12)}${s.credential.length > 12 ? '…' : ''}` : ''}`.trimEnd() : `, approved with a ${s.method} code`;
+  return [who(g.user, g.sign_in.requester), ...g.sign_in.approvers.map((x) => who(x.approver, x.auth) + confirmed(x.step_up))].join('; ');
 }

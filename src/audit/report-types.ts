@@ -49,7 +49,7 @@ export interface ReportGrant {
   /** Approved extensions of this grant. */
   extensions: number;
   /** How the requester (at filing) and each approver (at deciding) had signed in; null where no record says (older events). */
-  sign_in: { requester: SessionAuth | null; approvers: Array<{ approver: string; auth: SessionAuth | null }> };
+  sign_in: { requester: SessionAuth | null; approvers: Array<{ approver: string; auth: SessionAuth | null; step_up?: { method: string; credential?: string } }> };
   /** Break-glass grants only. */
   review: { status: 'open' | 'acknowledged'; by: string | null; at: string | null; comment: string | null } | null;
 }

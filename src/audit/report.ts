@@ -37,6 +37,13 @@ function bounded<T>(rows: T[], limit: number): Bounded<T> {
   return { rows: rows.slice(0, limit), limit, truncated: rows.length > limit };
 }
 
+/** How an approval was confirmed (its step-up), when it was: the method, and the passkey for `webauthn`. */
+function stepUpOf(v: unknown): { step_up?: { method: string; credential?: string } } {
+  if (!v || typeof v !== 'object' || typeof (v as { method?: unknown }).method !== 'string') return {};
+  const o = v as { method: string; credential?: unknown };
+  return { step_up: { method: o.method, ...(typeof o.credential === 'string' ? { credential: o.credential } : {}) } };
+}
+
 function toReportGrant(g: GrantLine): ReportGrant {
   return {
     grant_id: g.id,
@@ -57,7 +64,7 @@ function toReportGrant(g: GrantLine): ReportGrant {
     extensions: num(g.extensions),
     sign_in: {
       requester: g.requester_auth ? asSessionAuth(g.requester_auth) : null,
-      approvers: (g.approver_auth ?? []).map((a) => ({ approver: a.approver, auth: a.auth ? asSessionAuth(a.auth) : null })),
+      approvers: (g.approver_auth ?? []).map((a) => ({ approver: a.approver, auth: a.auth ? asSessionAuth(a.auth) : null, ...stepUpOf(a.step_up) })),
     },
     review: g.break_glass ? { status: g.reviewed_at ? 'acknowledged' : 'open', by: g.reviewed_by, at: iso(g.reviewed_at), comment: g.review_comment } : null,
   };

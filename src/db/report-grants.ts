@@ -24,7 +24,7 @@ function lines(db: Db) {
       sql<string>`(select count(*) from requests x where x.extends_grant = g.id and x.status = 'approved')`.as('extensions'),
       // How the requester and each approver had signed in, as their events recorded it (audit_events_target_at).
       sql<unknown>`(select e.details->'auth' from audit_events e where e.target = g.id and e.action = 'request.create' order by e.id limit 1)`.as('requester_auth'),
-      sql<Array<{ approver: string; auth: unknown }> | null>`(select jsonb_agg(jsonb_build_object('approver', e.actor, 'auth', e.details->'auth') order by e.id) from audit_events e where e.target = g.id and e.action = 'request.approve')`.as('approver_auth'),
+      sql<Array<{ approver: string; auth?: unknown; step_up?: unknown }> | null>`(select jsonb_agg(jsonb_strip_nulls(jsonb_build_object('approver', e.actor, 'auth', e.details->'auth', 'step_up', e.details->'step_up')) order by e.id) from audit_events e where e.target = g.id and e.action = 'request.approve')`.as('approver_auth'),
     ]);
 }
 

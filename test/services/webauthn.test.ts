@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { signInText } from '../../src/audit/report.js';
 import { PASSWORD_TOTP } from '../../src/core/auth-method.js';
 import { DomainError } from '../../src/core/errors.js';
 import { signCountVerdict } from '../../src/core/webauthn.js';
@@ -187,6 +188,11 @@ for (const backend of BACKENDS) {
       assert.equal(done.status, 'approved');
       const ev = (await listEvents(t.db, { action: 'request.approve', target: r1.id }))[0]!;
       assert.deepEqual({ ...(ev.details['step_up'] as object), at: undefined }, { method: 'webauthn', credential: key.credentialId, at: undefined });
+      // The access review shows how the approval was confirmed: with which passkey.
+      const report = await id.services.audit.report({ since: new Date(clock.ms - 86400_000).toISOString(), until: new Date(clock.ms + 60_000).toISOString() });
+      const line = report.grants.rows.find((g) => g.grant_id === r1.id)!;
+      assert.deepEqual(line.sign_in.approvers, [{ approver: 'lead', auth: { method: 'password+totp' }, step_up: { method: 'webauthn', credential: key.credentialId } }]);
+      assert.ok(signInText(line).includes(`lead: password+totp, approved with passkey ${key.credentialId.slice(0, 12)}`), signInText(line));
     });
 
     test('ok: a role with require_mfa: webauthn takes requests only from sessions opened with a passkey', async () => {
