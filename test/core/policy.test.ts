@@ -22,6 +22,7 @@ test('ok-example: the shipped example (examples/policy.yaml, every field) parses
   const p = parsePolicy(text);
   assert.equal(p.digest, createHash('sha256').update(text).digest('hex'));
   assert.deepEqual(p.defaults, { maxDuration: 8 * 3600, requestTtl: 24 * 3600, clockSkew: 60, minReasonLength: 10 });
+  assert.deepEqual(p.mfa, { login: 'totp', approval: 'totp' });
   const r = p.roles.get('web-prod')!;
   assert.deepEqual(r.principals, ['deploy']);
   assert.deepEqual(r.requesters, [{ kind: 'group', name: 'engineering' }]);
