@@ -37,6 +37,7 @@ export async function createServerApp(services: Services, opts: ServerAppOptions
     audit,
     stepUp,
     oidc: services.oidc,
+    mfa: () => services.policy().mfa,
     hosts: opts.hosts ? services.hosts : undefined,
     pages: opts.web && webPages({ logger, auth, stepUp, requests, audit, clientAddress, oidc: services.oidc, webauthn: services.webauthn, mfa: () => services.policy().mfa, ...opts.web }),
   });

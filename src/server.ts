@@ -15,6 +15,7 @@ import { createServerApp } from './compose.js';
 import type { ServerConfig } from './config.js';
 import { migrate, openDatabase, type DbHandle } from './db/index.js';
 import { pruneFlows } from './db/oidc.js';
+import { pruneChallenges } from './db/webauthn.js';
 import { pruneSessions } from './db/sessions.js';
 import { pruneThrottle } from './db/throttle.js';
 import { createAdminApp } from './http/admin-app.js';
@@ -204,7 +205,7 @@ export async function startServer(config: ServerConfig, logger: Logger, opts: St
 function startJobs(d: { db: DbHandle['db']; requests: RequestService; notifier: Notifier; endIneligible: () => Promise<unknown>; logger: Logger }): { stop(): Promise<void> } {
   const housekeeping = every('housekeeping', 3_600_000, () => {
     const now = new Date();
-    return Promise.all([pruneSessions(d.db, now, 86_400), pruneThrottle(d.db, now, 86_400), pruneFlows(d.db, now)]);
+    return Promise.all([pruneSessions(d.db, now, 86_400), pruneThrottle(d.db, now, 86_400), pruneFlows(d.db, now), pruneChallenges(d.db, now)]);
   }, d.logger);
   const expiry = every('request expiry', 15_000, async () => {
     await d.requests.expireDue();

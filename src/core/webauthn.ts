@@ -27,3 +27,11 @@ export function signCountVerdict(stored: number, received: number): CounterVerdi
 export function passkeyAtLogin(login: MfaMethod, hasPasskey: boolean): boolean {
   return login === 'webauthn' || hasPasskey;
 }
+
+/**
+ * The API's password + code login (the CLI's) cannot end with a passkey: where
+ * policy asks for one at every sign-in it is refused, with what to do instead.
+ */
+export function passwordLoginRefusal(login: MfaMethod): string | null {
+  return login === 'webauthn' ? 'this server’s policy asks for a passkey at every sign-in (mfa.login: webauthn), which the API’s password login cannot give: sign in on the web pages' : null;
+}

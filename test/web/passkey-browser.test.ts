@@ -282,6 +282,9 @@ describe('passkeys in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROM
         assert.equal(await page.getByRole('button', { name: /Confirm/ }).count(), 0);
         writeFileSync(policyFile, policy('webauthn'));
         assert.equal((await server.reloadPolicy('os:test')).ok, true);
+        // The API's password login cannot end with a passkey: refused, before anything is checked.
+        const api = await fetch(`${base}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: nokey.name, password: nokey.password, totp: '000000' }) });
+        assert.deepEqual([api.status, ((await api.json()) as { code: string }).code], [403, 'mfa_required']);
         await page.locator('header form').getByRole('button', { name: 'Log out' }).click();
         await page.waitForURL('**/ui/login');
         await passwordStep(page, nokey);

@@ -4,17 +4,25 @@ import { jsonBody } from '../json.js';
 import { requireUser } from '../middleware/auth.js';
 import type { AppEnv } from '../types.js';
 import type { Context } from 'hono';
+import { DomainError } from '../../core/errors.js';
+import type { MfaRules } from '../../core/policy-types.js';
+import { passwordLoginRefusal } from '../../core/webauthn.js';
 
 export interface AuthDeps {
   auth: AuthService;
   /** The client's address as rate limits and the audit log see it. */
   clientAddress: (c: Context) => string | null;
+  /** The policy's second factors now; absent = totp. */
+  mfa?: () => MfaRules;
 }
 
 export function authRoutes(deps: AuthDeps) {
   const app = new Hono<AppEnv>();
   app.post('/v1/auth/login', async (c) => {
     const body = await jsonBody(c);
+    // Before anything is checked (the same answer for every name): this sign-in cannot end with a passkey.
+    const refusal = passwordLoginRefusal(deps.mfa?.().login ?? 'totp');
+    if (refusal) throw new DomainError('mfa_required', refusal);
     const out = await deps.auth.login({ username: body['username'], password: body['password'], totp: body['totp'], clientAddress: deps.clientAddress(c) });
     return c.json({ token: out.token, expires_at: out.expires_at, username: out.username });
   });
