@@ -34,7 +34,7 @@ Usage:
   jit-ssh-ca user disable|enable NAME [--json]
                                      disable ends the user's sessions and live grants and revokes the
                                      grants' certificates; enabling again brings none of them back
-  jit-ssh-ca user reset-mfa NAME [--json]     new TOTP secret; the old one and all sessions stop working
+  jit-ssh-ca user reset-mfa NAME [--json]     new TOTP secret; the old one, all sessions and all passkeys stop working
   jit-ssh-ca user set-password NAME [--password-stdin]
   jit-ssh-ca user set-groups NAME a,b [--json]
                                      live grants the new groups no longer allow end, their certificates revoked

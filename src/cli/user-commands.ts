@@ -83,7 +83,7 @@ export async function userCommand(sub: string | undefined, args: string[], confi
         process.stderr.write(`user ${name} enabled\n`);
         break;
       case 'reset-mfa':
-        await printEnrollment(await users.resetMfa(name, actor), opts, `new TOTP secret for ${name}; the old one and their sessions no longer work`);
+        await printEnrollment(await users.resetMfa(name, actor), opts, `new TOTP secret for ${name}; the old one, their sessions and their passkeys no longer work`);
         break;
       case 'set-password':
         await users.setPassword(name, password, actor);

@@ -58,6 +58,12 @@ export async function deleteCredential(db: Db, username: string, id: string): Pr
   return res.numDeletedRows > 0n;
 }
 
+/** Removes every passkey of `username` (an administrator's MFA reset); the ids removed. */
+export async function deleteCredentialsOf(db: Db, username: string): Promise<string[]> {
+  const rows = await db.deleteFrom('webauthn_credentials').where('username', '=', username).returning('id').execute();
+  return rows.map((r) => r.id).sort();
+}
+
 /**
  * Moves the counter from `from` to `to` and marks the credential used, only if it
  * still is `from`: of two assertions racing with one counter value, one wins.

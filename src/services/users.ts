@@ -2,7 +2,7 @@
 // local admin socket or run against the database directly. Each change and
 // its audit event are written in one transaction, naming who did it.
 
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Actor } from '../core/actor.js';
 import { DomainError } from '../core/errors.js';
 import { validGroupName, validUserName } from '../core/names.js';
@@ -18,6 +18,7 @@ import type { Policy } from '../core/policy-types.js';
 import { endGrants, type EndedGrants } from './grant-end.js';
 import { revokeUserSessions } from '../db/sessions.js';
 import { findUser, insertUser, listUsers, updateUser, type UserPatch } from '../db/users.js';
+import { deleteCredentialsOf } from '../db/webauthn.js';
 import { totpContext } from './auth.js';
 
 export interface UserView {
@@ -94,13 +95,14 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
    * Changes a user and records it; `revoke` also ends their sessions at once. `grants`
    * picks, among the user's live grants (locked), those that end with the change.
    */
-  async function change(name: string, actor: Actor, action: string, patch: UserPatch, revoke: boolean, details: Record<string, unknown> = {}, grants?: { reason: string; ends: (g: GrantRow, u: UserRow) => boolean }): Promise<EndedGrants> {
+  async function change(name: string, actor: Actor, action: string, patch: UserPatch, revoke: boolean, details: Record<string, unknown> = {}, grants?: { reason: string; ends: (g: GrantRow, u: UserRow) => boolean }, also?: (trx: Transaction<Database>) => Promise<Record<string, unknown>>): Promise<EndedGrants> {
     checkName(name);
     const at = now();
     return db.transaction().execute(async (trx) => {
       if (!(await updateUser(trx, name, patch, at))) throw new DomainError('not_found', `no user ${name}`);
       const revoked = revoke ? await revokeUserSessions(trx, name, at) : 0;
-      await appendEvent(trx, { at, actor, action, target: name, outcome: 'ok', clientAddress: null, details: { ...details, ...(revoke ? { sessions_revoked: revoked } : {}) } });
+      const more = also ? await also(trx) : {};
+      await appendEvent(trx, { at, actor, action, target: name, outcome: 'ok', clientAddress: null, details: { ...details, ...more, ...(revoke ? { sessions_revoked: revoked } : {}) } });
       if (!grants) return { ended_grants: [], revoked: [] };
       const u = (await findUser(trx, name))!;
       const ending = (await lockLiveGrants(trx, at, { username: name })).filter((g) => grants.ends(g, u));
@@ -138,8 +140,8 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
     async resetMfa(name, actor) {
       checkName(name);
       const secret = newTotpSecret();
-      // The old device may be lost: its codes stop working and its sessions end.
-      await change(name, actor, 'user.reset_mfa', { sealedTotpSecret: box.seal(secret, totpContext(name)), resetTotpStep: true }, true);
+      // The old device may be lost: its codes stop working, its sessions end, and the person's passkeys are removed.
+      await change(name, actor, 'user.reset_mfa', { sealedTotpSecret: box.seal(secret, totpContext(name)), resetTotpStep: true }, true, {}, undefined, async (trx) => ({ passkeys_removed: await deleteCredentialsOf(trx, name) }));
       const u = await findUser(db, name);
       return { name, groups: u?.groups ?? [], otpauth_uri: enrollmentUri(name, secret) };
     },

@@ -206,5 +206,14 @@ for (const backend of BACKENDS) {
       const res = await api('POST', '/v1/requests', { role: 'vault', duration: '1h', reason: 'rotate the vault unseal keys' });
       assert.deepEqual([res.status, res.body.code], [403, 'mfa_required']);
     });
+
+    test('ok: an administrator’s MFA reset (user reset-mfa) removes the person’s passkeys, recorded with the reset', async () => {
+      const ids = (await wa().passkeys('lead')).map((p) => p.id);
+      assert.ok(ids.length > 0);
+      await id.users.resetMfa('lead', 'os:test');
+      assert.deepEqual(await wa().passkeys('lead'), []);
+      const reset = (await listEvents(t.db, { action: 'user.reset_mfa', target: 'lead' })).at(-1)!;
+      assert.deepEqual(reset.details['passkeys_removed'], [...ids].sort());
+    });
   });
 }
