@@ -553,3 +553,31 @@ describe('what an end reports, and who sees what', () => {
     assert.deepEqual([needsApproval(role, oncall), needsApproval(role, eng)], [false, true]);
   });
 });
+
+/** The same roles, with passkeys asked for approvals, and web-prod taking requests only from passkey sessions. */
+const passkeyPolicy = (() => {
+  const roles = new Map([...policy.roles].map(([n, r]) => [n, n === 'web-prod' ? { ...r, requireMfa: 'webauthn' as const } : r]));
+  return { ...policy, roles, mfa: { login: 'totp' as const, approval: 'webauthn' as const } };
+})();
+const passkeyProof = (target = REQ): StepUp => ({ method: 'webauthn', credential: 'cred-1', at: T0.toISOString(), purpose: 'request.approve', target });
+const withPasskey = (p: Person): Person => ({ ...p, auth: { method: 'password+totp', webauthn: 'cred-9' } });
+
+table('passkeys in policy (mfa, require_mfa)', [
+  { name: 'refused: mfa.approval webauthn, and the step-up was a code', state: pendingState, event: approve(lead1), policy: passkeyPolicy, effects: [], refusal: ['mfa_required', /passkey .*an authenticator code is not enough/] },
+  { name: 'refused: mfa.approval webauthn, and no step-up at all: the message names the passkey', state: pendingState, event: approve(lead1, { stepUp: undefined }), policy: passkeyPolicy, effects: [], refusal: ['step_up_required', /needs your passkey/] },
+  {
+    name: 'approved: mfa.approval webauthn with a passkey step-up; the audit names the credential',
+    state: pendingState,
+    event: approve(lead1, { stepUp: passkeyProof() }),
+    policy: passkeyPolicy,
+    effects: ['record-decision', 'audit', 'create-grant', 'close-request', 'audit', 'notify'],
+    then: (o) => assert.deepEqual(find(o, 'audit').event.details, { comment: 'ok', step_up: { method: 'webauthn', at: T0.toISOString(), credential: 'cred-1' } }),
+  },
+  { name: 'refused: a passkey step-up for another request', state: pendingState, event: approve(lead1, { stepUp: passkeyProof('R2') }), policy: passkeyPolicy, effects: [], refusal: ['forbidden', /another action/] },
+  { name: 'approved: under the default policy a code is enough', state: pendingState, event: approve(lead1), effects: ['record-decision', 'audit', 'create-grant', 'close-request', 'audit', 'notify'] },
+  { name: 'refused: require_mfa webauthn, a session without a passkey', event: ask(oncall, { role: 'web-prod', duration: '1h' }), policy: passkeyPolicy, effects: [], refusal: ['mfa_required', /session opened with a passkey/] },
+  { name: 'refused: require_mfa webauthn holds for break-glass too', event: ask(sre, { role: 'web-prod', duration: '30m', break_glass: true }), policy: passkeyPolicy, effects: [], refusal: ['mfa_required', /passkey/] },
+  { name: 'filed: require_mfa webauthn, a session opened with a passkey', event: ask(withPasskey(oncall), { role: 'web-prod', duration: '1h' }), policy: passkeyPolicy, effects: ['file-request', 'create-grant', 'audit', 'notify'] },
+  { name: 'filed: a role without require_mfa takes any session', event: ask(eng, { role: 'db-prod', duration: '1h', ticket: 'OPS-1' }), policy: passkeyPolicy, effects: ['file-request', 'audit', 'notify'] },
+  { name: 'refused: extending a require_mfa role without a passkey session', state: { grant: grant() }, event: extend(oncall, { duration: '30m' }), policy: passkeyPolicy, effects: [], refusal: ['mfa_required', /passkey/] },
+]);
