@@ -29,9 +29,10 @@ export function passkeyAtLogin(login: MfaMethod, hasPasskey: boolean): boolean {
 }
 
 /**
- * The API's password + code login (the CLI's) cannot end with a passkey: where
- * policy asks for one at every sign-in it is refused, with what to do instead.
+ * The API's sign-ins (the CLI's: password + code, and --sso's device and
+ * loopback flows) cannot end with a passkey: where policy asks for one at
+ * every sign-in they are refused, with what to do instead.
  */
-export function passwordLoginRefusal(login: MfaMethod): string | null {
-  return login === 'webauthn' ? 'this server’s policy asks for a passkey at every sign-in (mfa.login: webauthn), which the API’s password login cannot give: sign in on the web pages' : null;
+export function apiSignInRefusal(login: MfaMethod): string | null {
+  return login === 'webauthn' ? 'this server’s policy asks for a passkey at every sign-in (mfa.login: webauthn), which a sign-in through the API (jit-ssh login, also with --sso) cannot give: sign in on the web pages' : null;
 }

@@ -6,7 +6,7 @@ import type { AppEnv } from '../types.js';
 import type { Context } from 'hono';
 import { DomainError } from '../../core/errors.js';
 import type { MfaRules } from '../../core/policy-types.js';
-import { passwordLoginRefusal } from '../../core/webauthn.js';
+import { apiSignInRefusal } from '../../core/webauthn.js';
 
 export interface AuthDeps {
   auth: AuthService;
@@ -21,7 +21,7 @@ export function authRoutes(deps: AuthDeps) {
   app.post('/v1/auth/login', async (c) => {
     const body = await jsonBody(c);
     // Before anything is checked (the same answer for every name): this sign-in cannot end with a passkey.
-    const refusal = passwordLoginRefusal(deps.mfa?.().login ?? 'totp');
+    const refusal = apiSignInRefusal(deps.mfa?.().login ?? 'totp');
     if (refusal) throw new DomainError('mfa_required', refusal);
     const out = await deps.auth.login({ username: body['username'], password: body['password'], totp: body['totp'], clientAddress: deps.clientAddress(c) });
     return c.json({ token: out.token, expires_at: out.expires_at, username: out.username });

@@ -3,6 +3,9 @@
 // (GET /v1/auth/sso/start and the callback) is served with the web pages.
 
 import { Hono, type Context } from 'hono';
+import { DomainError } from '../../core/errors.js';
+import type { MfaRules } from '../../core/policy-types.js';
+import { apiSignInRefusal } from '../../core/webauthn.js';
 import type { OidcService } from '../../services/oidc.js';
 import { jsonBody } from '../json.js';
 import type { AppEnv } from '../types.js';
@@ -11,6 +14,8 @@ export interface SsoDeps {
   /** null/absent = standalone: no identity provider configured. */
   oidc?: OidcService | null;
   clientAddress: (c: Context) => string | null;
+  /** The policy's second factors now; absent = totp. */
+  mfa?: () => MfaRules;
 }
 
 export function ssoRoutes(deps: SsoDeps) {
@@ -18,6 +23,12 @@ export function ssoRoutes(deps: SsoDeps) {
   const { oidc } = deps;
   app.get('/v1/auth/sso', (c) => c.json({ issuers: oidc ? oidc.issuers() : [] }));
   if (!oidc) return app;
+  // The helper's sign-ins end in a session of the API, which no passkey step can precede.
+  app.use('/v1/auth/sso/*', async (_c, next) => {
+    const refusal = apiSignInRefusal(deps.mfa?.().login ?? 'totp');
+    if (refusal) throw new DomainError('mfa_required', refusal);
+    return next();
+  });
   app.post('/v1/auth/sso/exchange', async (c) => {
     const body = await jsonBody(c);
     return c.json(await oidc.exchange(body['code'], body['code_verifier'], deps.clientAddress(c)));
