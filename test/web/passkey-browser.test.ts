@@ -192,8 +192,11 @@ describe('passkeys in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROM
         assert.equal(r.status, 201, JSON.stringify(r.body));
         firstRequest = r.body['id'];
         const { page } = lead;
-        // No code field where policy asks for a passkey.
-        await page.goto(`/ui/requests/${firstRequest}`);
+        // The queue sends the approver to the request's page, where the passkey confirms; no code field anywhere.
+        await page.goto('/ui/queue');
+        assert.equal(await page.getByLabel('Authenticator code, to confirm').count(), 0);
+        await page.locator('article', { has: page.locator(`#q-${firstRequest}`) }).getByRole('link', { name: 'Decide, with your passkey' }).click();
+        await page.waitForURL(`**/ui/requests/${firstRequest}`);
         assert.equal(await page.getByLabel('Authenticator code, to confirm').count(), 0);
         await approveOnPage(page, firstRequest, 'checked, go ahead');
         await page.waitForURL(`**/ui/requests/${firstRequest}`);

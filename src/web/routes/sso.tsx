@@ -66,7 +66,7 @@ export function ssoRoutes(deps: WebDeps & { oidc: OidcService }) {
     // (cross-site) redirects would not carry it. A page of ours moves on instead, same-site.
     const next = passkey ? '/ui/login/passkey' : safeNext(out.next);
     return c.html(
-      `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${next}"><title>Signed in · jit-ssh</title></head><body><p>Signed in as ${out.session.username}. <a href="${next}">Continue</a></p></body></html>`,
+      `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${next}"><title>Signed in · jit-ssh</title></head><body><p>${passkey ? `Finish signing in as ${out.session.username} with your passkey.` : `Signed in as ${out.session.username}.`} <a href="${next}">Continue</a></p></body></html>`,
     );
   });
 
