@@ -11,7 +11,7 @@ import { policyCheck } from './policy-commands.js';
 import { auditCommand } from './audit-commands.js';
 import { caCommand } from './ca-key-commands.js';
 import { hostCommand } from './host-commands.js';
-import { SERVER_SCRIPTS, SERVER_SETUP_DEFAULTS, serverSetupScript, vetServerSetup } from './server-setup.js';
+import { enrollToken, SERVER_SCRIPTS, SERVER_SETUP_DEFAULTS, serverSetupScript, vetServerSetup } from './server-setup.js';
 import { readPolicyFile } from '../services/policy-store.js';
 import { readFile } from 'node:fs/promises';
 
@@ -81,12 +81,15 @@ Usage:
                                      the KRL for sshd's RevokedKeys (written atomically) and its signature
                                      --since/--until take RFC 3339 times or durations back from now (30d, 2h)
   jit-ssh-ca server-setup --url URL [--dir DIR] [--no-session-guard] [--warn 5m] [--krl-interval 30s]
+                     [--enroll-token TOKEN | --enroll-token-file FILE|-] [--host-key-dir /etc/ssh]
                                      print a script that sets up a server (run it there as root): the CA
                                      keys, the KRL refresher and its cron line, the session guard (it warns
                                      --warn before a certificate ends, then ends the session; it checks open
                                      sessions against the KRL every --krl-interval), the sshd drop-in;
                                      --sbin-dir, --libexec-dir, --sshd-config-dir, --cron-dir move what it
-                                     installs
+                                     installs. With an enrollment token (jit-ssh-ca host token NAME) the
+                                     refresher also gets certificates for the host keys in --host-key-dir,
+                                     renews them, and the drop-in gets their HostCertificate lines
   jit-ssh-ca server-setup --print refresh|session-guard
                                      print one of the two server-side scripts
   jit-ssh-ca --help                  this text
@@ -192,6 +195,7 @@ async function main(argv: string[]): Promise<number> {
       ttl: { type: 'string' },
       kind: { type: 'string' },
       'enroll-token': { type: 'string' },
+      'enroll-token-file': { type: 'string' },
       'host-key-dir': { type: 'string' },
     },
     allowPositionals: true,
@@ -232,6 +236,8 @@ async function main(argv: string[]): Promise<number> {
         guard: values['no-session-guard'] !== true,
         warn: values.warn ?? d.warn,
         krlInterval: values['krl-interval'] ?? d.krlInterval,
+        enrollToken: await enrollToken(values['enroll-token'], values['enroll-token-file']),
+        hostKeyDir: values['host-key-dir'] ?? d.hostKeyDir,
       });
       const config = loadServerConfig(process.env, flags);
       const keys = await loadCaKeys({ ...config, caKeyGenerated: false }, silentLogger);

@@ -34,6 +34,10 @@ export interface ServerSetupOptions {
   warn: string;
   /** How often the guard checks an open session's certificate against the KRL. */
   krlInterval: string;
+  /** A one-time enrollment token (`jit-ssh-ca host token`): the refresher gets host certificates with it. */
+  enrollToken?: string;
+  /** Where the host keys are (ssh_host_*_key.pub); their certificates go beside them. */
+  hostKeyDir: string;
 }
 
 export const SERVER_SETUP_DEFAULTS = {
@@ -44,6 +48,7 @@ export const SERVER_SETUP_DEFAULTS = {
   cronDir: '/etc/cron.d',
   warn: '5m',
   krlInterval: '30s',
+  hostKeyDir: '/etc/ssh',
 };
 
 /** Single-quotes a value for sh. */
@@ -59,8 +64,10 @@ export function vetServerSetup(o: ServerSetupOptions): ServerSetupOptions {
   if (!/^https?:\/\/[A-Za-z0-9.:[\]-]+(:\d+)?(\/[A-Za-z0-9._~/-]*)?$/.test(o.url) || !URL.canParse(o.url)) throw new UsageError(`--url must be an http(s) URL (got ${JSON.stringify(o.url)})`);
   if (!/^\d+[smh]?$/.test(o.warn)) throw new UsageError('--warn must be a duration such as 5m');
   if (!/^0*[1-9]\d*[smh]?$/.test(o.krlInterval)) throw new UsageError('--krl-interval must be a duration over 0 such as 30s');
+  if (o.enrollToken !== undefined && !/^jhe_[A-Za-z0-9_-]{20,124}$/.test(o.enrollToken)) throw new UsageError('--enroll-token must be a jhe_… token as jit-ssh-ca host token printed it');
   return {
     ...o,
+    hostKeyDir: vetPath('host-key-dir', o.hostKeyDir),
     url: o.url.replace(/\/+$/, ''),
     dir: vetPath('dir', o.dir),
     sbinDir: vetPath('sbin-dir', o.sbinDir),
@@ -68,6 +75,25 @@ export function vetServerSetup(o: ServerSetupOptions): ServerSetupOptions {
     sshdConfigDir: vetPath('sshd-config-dir', o.sshdConfigDir),
     cronDir: vetPath('cron-dir', o.cronDir),
   };
+}
+
+/** The enrollment token of `--enroll-token TOKEN` or `--enroll-token-file FILE` (`-`: standard input), or none. */
+export async function enrollToken(given: string | undefined, file: string | undefined): Promise<string | undefined> {
+  if (given !== undefined && file !== undefined) throw new UsageError('give one of --enroll-token and --enroll-token-file');
+  if (file === undefined) return given;
+  let text: string;
+  try {
+    text = file === '-' ? await readStdinText() : await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--enroll-token-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return text.trim();
+}
+
+async function readStdinText(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The sshd_config lines for a server, as the drop-in file holds them. */
@@ -104,7 +130,9 @@ export async function serverSetupScript(o: ServerSetupOptions, caKeys: SetupCaKe
     return [`cat >"$tmp" <<'JIT_SSH_EOF'`, body.trimEnd(), 'JIT_SSH_EOF', `install -m ${mode} "$tmp" ${q(file)}`];
   };
   const refreshBin = `${o.sbinDir}/jit-ssh-refresh`;
-  const cronLine = `*/5 * * * * root ${refreshBin} ${o.url} ${o.dir}`;
+  const keyDirArgs = o.hostKeyDir === SERVER_SETUP_DEFAULTS.hostKeyDir ? [] : ['--host-key-dir', o.hostKeyDir];
+  const cronLine = `*/5 * * * * root ${[refreshBin, ...keyDirArgs, o.url, o.dir].join(' ')}`;
+  const hostCerts = o.enrollToken !== undefined;
   return [
     '#!/bin/sh',
     `# jit-ssh server setup for the CA at ${o.url}. Read it, then run it as root on the server.`,
@@ -124,7 +152,20 @@ export async function serverSetupScript(o: ServerSetupOptions, caKeys: SetupCaKe
     '#    anything older: keep that file. It exits 3, with a warning, once what it holds was signed more than',
     '#    JIT_SSH_REFRESH_MAX_AGE seconds ago (default 1800; the CA re-signs every minute): alert on that.',
     ...heredoc(refreshBin, refresh, '0755'),
-    `${q(refreshBin)} ${q(o.url)} ${q(o.dir)}`,
+    ...(hostCerts
+      ? [
+          `#    With the one-time enrollment token below (it works once, and only until it expires: do not keep this`,
+          `#    script), the first run posts the host keys ${o.hostKeyDir}/ssh_host_*_key.pub and installs their`,
+          '#    certificates beside them; later runs renew them with the credential it keeps, when a third of their',
+          '#    validity is left, and reload sshd.',
+          'umask 077',
+          `printf '%s\n' ${q(o.enrollToken!)} >"$tmp"`,
+          `install -m 0600 "$tmp" ${q(`${o.dir}/host-enroll.token`)}`,
+          'umask 022',
+        ]
+      : []),
+    // sshd is reloaded by the operator, once the drop-in is in place.
+    `${hostCerts ? 'JIT_SSH_REFRESH_SSHD_RELOAD= ' : ''}${[refreshBin, ...keyDirArgs, o.url, o.dir].map(q).join(' ')}`,
     `test -s ${q(`${o.dir}/revoked.krl`)}`,
     `printf '%s\\n' ${q(cronLine)} >"$tmp"`,
     `install -m 0644 "$tmp" ${q(`${o.cronDir}/jit-ssh`)}`,
@@ -137,12 +178,20 @@ export async function serverSetupScript(o: ServerSetupOptions, caKeys: SetupCaKe
           '',
         ]
       : []),
-    `# ${o.guard ? 4 : 3}. sshd: trust the CA, refuse what it revoked${o.guard ? ', end sessions with their grant' : ''}.`,
+    `# ${o.guard ? 4 : 3}. sshd: trust the CA, refuse what it revoked${o.guard ? ', end sessions with their grant' : ''}${hostCerts ? ', present the host certificates' : ''}.`,
     ...principalsGuidance(policy),
     `cat >"$tmp" <<'JIT_SSH_EOF'`,
     '# Managed by jit-ssh-ca server-setup.',
     ...sshdConfigLines(o),
     'JIT_SSH_EOF',
+    ...(hostCerts
+      ? [
+          `for cert in ${q(o.hostKeyDir)}/ssh_host_*_key-cert.pub; do`,
+          `  [ -f "$cert" ] && printf 'HostCertificate %s\n' "$cert" >>"$tmp"`,
+          'done',
+          `grep -q '^HostCertificate ' "$tmp"`,
+        ]
+      : []),
     `install -m 0644 "$tmp" ${q(`${o.sshdConfigDir}/50-jit-ssh.conf`)}`,
     '',
     `echo 'jit-ssh: installed. Check and reload sshd: sshd -t && (systemctl reload ssh || systemctl reload sshd)' >&2`,

@@ -97,6 +97,8 @@ export interface ClientConfig {
   home: string;
   /** How often `--wait` asks for news, milliseconds. */
   pollMs: number;
+  /** The known_hosts host patterns the host CA is trusted for (`@cert-authority PATTERNS KEY`), comma-separated. */
+  hostPatterns: string;
 }
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';

@@ -22,6 +22,10 @@ export interface SshdOptions {
   caKeys: readonly string[];
   /** A key revocation list or revoked-keys file (RevokedKeys). */
   revokedKeys?: string;
+  /** The host's private key (default: a new ed25519 key in sshd's directory). */
+  hostKey?: string;
+  /** A host certificate of that key for sshd to present (HostCertificate). */
+  hostCertificate?: string;
   /** More sshd_config lines, appended after the others (e.g. `ExposeAuthInfo yes`, `ForceCommand ...`). */
   extraConfig?: readonly string[];
 }
@@ -74,8 +78,8 @@ export async function startSshd(opts: SshdOptions, { stopAfter = true } = {}): P
 
 /** Starts sshd in `dir` and resolves once it listens; throws with sshd's log if it cannot. Needs no test runner (the benchmark uses it too). */
 export async function launchSshd(dir: string, opts: SshdOptions): Promise<Sshd> {
-  const hostKey = path.join(dir, 'host_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test-host', '-f', hostKey], { stdio: 'ignore' });
+  const hostKey = opts.hostKey ?? path.join(dir, 'host_ed25519');
+  if (!opts.hostKey) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test-host', '-f', hostKey], { stdio: 'ignore' });
   const caFile = path.join(dir, 'trusted_user_ca_keys');
   writeFileSync(caFile, opts.caKeys.map((line) => line + '\n').join(''));
 
@@ -91,6 +95,7 @@ export async function launchSshd(dir: string, opts: SshdOptions): Promise<Sshd> 
         `ListenAddress 127.0.0.1`,
         `Port ${port}`,
         `HostKey ${hostKey}`,
+        ...(opts.hostCertificate ? [`HostCertificate ${opts.hostCertificate}`] : []),
         `PidFile ${path.join(dir, 'sshd.pid')}`,
         // No PAM and no password or keyboard-interactive: a certificate is the only way in.
         `UsePAM no`,

@@ -9,6 +9,7 @@ import { ClientError, type Api } from './api.js';
 import { addToAgent, newKeyPair, readLocalCert, storeCert, type LocalCert } from './certs.js';
 import { json, note, out, session, type Context } from './context.js';
 import { localTime, oneLine, timeLeft } from './format.js';
+import { hostTrust, hostTrustArgs, leftToUs } from './host-trust.js';
 import { fileRequest, verdict } from './requests.js';
 
 /** Fetches a certificate for a grant into $JIT_SSH_HOME/keys/ROLE and the agent. */
@@ -101,7 +102,9 @@ export async function ssh(ctx: Context, roleArg: string | undefined, sshArgs: st
   const c = await ensureCert(ctx, role);
   // With one principal and no login name given, log in as that principal.
   const login = !hasLoginName(sshArgs) && c.principals.length === 1 ? ['-l', c.principals[0]!] : [];
-  const args = ['-o', `CertificateFile=${c.certPath}`, '-i', c.keyPath, '-o', 'IdentitiesOnly=yes', ...login, ...sshArgs];
+  // Hosts are checked against the host CA (no trust on first use), unless the arguments say otherwise.
+  const knownHosts = !leftToUs(sshArgs) ? null : await hostTrust(ctx, ctx.config.server ?? (await ctx.home.session())?.server ?? null);
+  const args = ['-o', `CertificateFile=${c.certPath}`, '-i', c.keyPath, '-o', 'IdentitiesOnly=yes', ...hostTrustArgs(sshArgs, knownHosts), ...login, ...sshArgs];
   const child = spawn(ctx.env['JIT_SSH_SSH'] || 'ssh', args, { stdio: 'inherit', env: ctx.env });
   // ssh handles the terminal's signals itself; we only wait for it.
   const ignore = () => {};

@@ -10,6 +10,7 @@ import { readLocalCert, type LocalCert } from './certs.js';
 import { liveGrants } from './access.js';
 import { json, note, out, session, type Context } from './context.js';
 import { localTime, oneLine, table, timeLeft } from './format.js';
+import { hostTrust, sshPath } from './host-trust.js';
 import { ssoLogin } from './sso.js';
 
 export { session, type Context, type Flags } from './context.js';
@@ -19,12 +20,17 @@ export { cert, ssh } from './access.js';
 export async function login(ctx: Context): Promise<number> {
   const saved = await ctx.home.session();
   const server = ctx.config.server ?? saved?.server ?? DEFAULT_SERVER;
-  if (ctx.flags.sso) return ssoLogin(ctx, server);
+  if (ctx.flags.sso) {
+    const code = await ssoLogin(ctx, server);
+    if (code === 0) await hostTrust(ctx, server, { force: true });
+    return code;
+  }
   const username = ctx.flags.user ?? saved?.username ?? os.userInfo().username;
   const password = ctx.flags['password-stdin'] ? await readStdin() : await readSecret(`Password for ${username} at ${server}: `);
   const totp = ctx.flags.totp ?? (await readLine('TOTP code: ')).trim();
   const res = await createApi(server, null).post<{ token: string; expires_at: string; username: string }>('/v1/auth/login', { username, password, totp });
   await ctx.home.saveSession({ server, username: res.username, token: res.token, expires_at: res.expires_at });
+  await hostTrust(ctx, server, { force: true });
   if (ctx.flags.json) json({ username: res.username, server, expires_at: res.expires_at });
   else note(`logged in to ${server} as ${res.username} until ${localTime(new Date(res.expires_at))}`);
   return 0;
@@ -94,13 +100,24 @@ export async function status(ctx: Context): Promise<number> {
 export async function sshConfig(ctx: Context): Promise<number> {
   const { api } = await session(ctx);
   const { roles } = await api.get('/v1/roles');
+  const knownHosts = await hostTrust(ctx, api.server);
   const lines = [
-    '# ~/.ssh/config — jit-ssh: `jit-ssh cert` (or `jit-ssh ssh ROLE`) refreshes these files.',
-    '# Replace the Host patterns with the servers of each role.',
+    '# ~/.ssh/config — jit-ssh: `jit-ssh cert` (or `jit-ssh ssh ROLE`) refreshes the certificates, and',
+    '# `jit-ssh login` (or any `jit-ssh ssh`) the host CA keys. Put this at the end of ~/.ssh/config:',
+    '# ssh takes the first value it finds for each option. Replace the Host patterns of each role with',
+    '# its servers.',
   ];
   for (const r of roles) {
     const p = ctx.home.keyPaths(r.name);
-    lines.push('', `Host ${r.name}-*`, ...(r.principals.length === 1 ? [`    User ${r.principals[0]}`] : []), `    IdentityFile ${p.key}`, `    CertificateFile ${p.cert}`, '    IdentitiesOnly yes');
+    lines.push('', `Host ${r.name}-*`, ...(r.principals.length === 1 ? [`    User ${r.principals[0]}`] : []), `    IdentityFile ${sshPath(p.key)}`, `    CertificateFile ${sshPath(p.cert)}`, '    IdentitiesOnly yes');
+  }
+  lines.push('', '# Every host: check it against the jit-ssh host CA (no "authenticity of host" question), and offer');
+  lines.push('# the jit-ssh certificates.', 'Host *');
+  if (knownHosts) lines.push(`    UserKnownHostsFile ${sshPath(knownHosts)}`, '    StrictHostKeyChecking yes');
+  else lines.push(`    # no host CA keys from ${api.server}: host keys are checked as before`);
+  for (const r of roles) {
+    const p = ctx.home.keyPaths(r.name);
+    lines.push(`    IdentityFile ${sshPath(p.key)}`, `    CertificateFile ${sshPath(p.cert)}`);
   }
   out(lines.join('\n') + '\n');
   return 0;

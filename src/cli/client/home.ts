@@ -1,4 +1,5 @@
-// $JIT_SSH_HOME: the session and the per-role keys and certificates, private
+// $JIT_SSH_HOME: the session, the per-role keys and certificates and the host
+// CA's known_hosts file, private
 // to the user (directory 0700, files 0600), written atomically.
 
 import { randomBytes } from 'node:crypto';
@@ -17,6 +18,11 @@ export class Home {
 
   get sessionFile(): string {
     return path.join(this.dir, 'session.json');
+  }
+
+  /** The `@cert-authority` lines for the host CA, kept by host-trust.ts. */
+  get knownHostsFile(): string {
+    return path.join(this.dir, 'known_hosts');
   }
 
   get keysDir(): string {
