@@ -23,10 +23,10 @@ export function ssoRoutes(deps: SsoDeps) {
   const { oidc } = deps;
   app.get('/v1/auth/sso', (c) => c.json({ issuers: oidc ? oidc.issuers() : [] }));
   if (!oidc) return app;
-  // The helper's sign-ins end in a session of the API, which no passkey step can precede.
-  app.use('/v1/auth/sso/*', async (_c, next) => {
-    const refusal = apiSignInRefusal(deps.mfa?.().login ?? 'totp');
-    if (refusal) throw new DomainError('mfa_required', refusal);
+  // The loopback exchange ends in a session of the API that no passkey step precedes: refused where
+  // policy asks for a passkey at every sign-in. The device flow ends on jit-ssh's passkey page instead.
+  app.use('/v1/auth/sso/exchange', async (_c, next) => {
+    if (apiSignInRefusal(deps.mfa?.().login ?? 'totp')) throw new DomainError('mfa_required', 'this server’s policy asks for a passkey at every sign-in (mfa.login: webauthn), which the loopback sign-in cannot give: use jit-ssh login --sso --device, which ends on a page of this server where your passkey confirms it');
     return next();
   });
   app.post('/v1/auth/sso/exchange', async (c) => {
