@@ -93,7 +93,7 @@ export interface OidcService {
   /** The passkey page of a device sign-in (its handle from the URL); null when expired or used. */
   passkeyOptions(handle: string, site: Site): Promise<{ username: string; options: unknown } | null>;
   /** The passkey's answer on that page: the pending device sign-in is done, or failed (the helper hears why). */
-  finishPasskey(handle: string, site: Site, response: unknown, clientAddress: string | null): Promise<{ username: string }>;
+  finishPasskey(handle: string, site: Site, response: unknown, clientAddress: string | null): Promise<{ username: string; redirect?: string }>;
   /** Waits for the device grants this process is polling (shutdown, tests). */
   close(): Promise<void>;
 }
@@ -128,6 +128,21 @@ interface AuthFlow {
   purpose: 'web' | 'cli';
   next?: string;
   cli?: { redirect_uri: string; code_challenge: string; state: string };
+}
+
+/** The helper's loopback sign-in waiting for the passkey page. */
+interface LoopbackFlow {
+  issuer: string;
+  code_challenge: string;
+  redirect_uri: string;
+  state: string;
+}
+
+/** The helper's loopback URL with `params` and its state. */
+function toLoopback(l: { redirect_uri: string; state: string }, params: Record<string, string>): string {
+  const u = new URL(l.redirect_uri);
+  for (const [k, v] of Object.entries({ ...params, state: l.state })) u.searchParams.set(k, v);
+  return u.href;
 }
 
 interface CodeFlow {
@@ -286,6 +301,19 @@ export function createOidcService(deps: OidcDeps): OidcService {
     return { username: outcome.username, auth };
   }
 
+  /**
+   * Whether the helper's sign-in of `who` must end with a passkey (policy, or the person has one, as
+   * on the web); someone without one where policy asks is refused and recorded.
+   */
+  async function passkeyRequired(i: OidcIssuerConfig, who: { username: string }, clientAddress: string | null): Promise<boolean> {
+    const wa = deps.webauthn;
+    const has = wa ? await wa.hasPasskey(who.username) : false;
+    if (!passkeyAtLogin(deps.mfaLogin?.() ?? 'totp', has)) return false;
+    if (wa && has) return true;
+    await appendEvent(db, { at: now(), actor: who.username, action: 'webauthn.failed', target: who.username, outcome: 'failed', clientAddress, details: { purpose: 'cli_login', reason: 'no_passkey', issuer_id: i.id } });
+    throw new DomainError('mfa_required', `policy asks for a passkey at sign-in, and ${who.username} has none registered: register one on your account page (under a policy that lets you sign in without one), or ask an administrator`);
+  }
+
   const sessionFor = (s: { username: string; auth: SessionAuth }, audience: Audience, issuerId: string, clientAddress: string | null, via?: string) =>
     openSession(db, { username: s.username, audience, auth: s.auth, clientAddress, at: now(), ttl: deps.tokenTtl, details: { issuer_id: issuerId, ...(via ? { flow: via } : {}) } });
 
@@ -347,6 +375,13 @@ export function createOidcService(deps: OidcDeps): OidcService {
         }
         const who = await signIn(i, tokens, config, clientAddress);
         if (flow.purpose === 'web') return { purpose: 'web', session: await sessionFor(who, 'web', i.id, clientAddress), next: flow.next ?? '/ui' };
+        if (await passkeyRequired(i, who, clientAddress)) {
+          // The browser is here: jit-ssh's passkey page comes before the helper's code.
+          const page = newToken();
+          const loopback: LoopbackFlow = { issuer: i.id, code_challenge: flow.cli!.code_challenge, redirect_uri: flow.cli!.redirect_uri, state: flow.cli!.state };
+          await deps.webauthn!.beginCliLogin({ username: who.username, binding: page, auth: who.auth, flow: { loopback } });
+          return { purpose: 'cli', redirect: `${CLI_PASSKEY_PATH}${page}` };
+        }
         const code = b64(32);
         const at = now();
         const data: CodeFlow = { username: who.username, auth: who.auth, issuer: i.id, code_challenge: flow.cli!.code_challenge };
@@ -369,6 +404,8 @@ export function createOidcService(deps: OidcDeps): OidcService {
       if (!flow || !createHash('sha256').update(challenge).digest().equals(createHash('sha256').update(flow.code_challenge).digest())) {
         throw new DomainError('unauthenticated', 'the sign-in code is unknown, used, expired, or not this helper’s; run jit-ssh login --sso again');
       }
+      // Under mfa.login: webauthn only a code whose sign-in ended with the passkey page opens a session.
+      if ((deps.mfaLogin?.() ?? 'totp') === 'webauthn' && !flow.auth.webauthn) throw new DomainError('mfa_required', 'this server’s policy asks for a passkey at every sign-in (mfa.login: webauthn); run jit-ssh login --sso again');
       return sessionFor(flow, 'api', flow.issuer, clientAddress, 'loopback');
     },
 
@@ -394,16 +431,9 @@ export function createOidcService(deps: OidcDeps): OidcService {
         .pollDeviceAuthorizationGrant(config, started, undefined, { signal: AbortSignal.any([AbortSignal.timeout(started.expires_in * 1000), closing.signal]) })
         .then(async (tokens) => {
           const who = await signIn(i, tokens, config, clientAddress);
-          const wa = deps.webauthn;
-          const login = deps.mfaLogin?.() ?? 'totp';
-          const has = wa ? await wa.hasPasskey(who.username) : false;
-          if (passkeyAtLogin(login, has)) {
+          if (await passkeyRequired(i, who, clientAddress)) {
             // The provider's sign-in is not jit-ssh's passkey: the session waits for the passkey page.
-            if (!wa || !has) {
-              await appendEvent(db, { at: now(), actor: who.username, action: 'webauthn.failed', target: who.username, outcome: 'failed', clientAddress, details: { purpose: 'cli_login', reason: 'no_passkey', issuer_id: i.id } });
-              throw new DomainError('mfa_required', `policy asks for a passkey at sign-in, and ${who.username} has none registered: register one on your account page (under a policy that lets you sign in without one), or ask an administrator`);
-            }
-            await wa.beginCliLogin({ username: who.username, binding: passkeyHandle(handle), auth: who.auth, device: hash.toString('base64url') });
+            await deps.webauthn!.beginCliLogin({ username: who.username, binding: passkeyHandle(handle), auth: who.auth, flow: { device: hash.toString('base64url') } });
             await updateFlow(db, hash, { issuer: i.id, status: 'passkey', interval, username: who.username } satisfies DeviceFlow);
             return;
           }
@@ -450,16 +480,29 @@ export function createOidcService(deps: OidcDeps): OidcService {
       try {
         done = await deps.webauthn.finishCliLogin({ binding: handle, site, response, clientAddress });
       } catch (e) {
-        // The waiting helper hears the refusal at its next poll, and stops.
-        const device = (e as { pending?: unknown }).pending;
-        if (typeof device === 'string' && device && e instanceof DomainError) {
-          const hash = Buffer.from(device, 'base64url');
-          const flow = (await readFlow(db, hash, 'device', now())) as DeviceFlow | undefined;
-          if (flow) await updateFlow(db, hash, { issuer: flow.issuer, status: 'failed', reason: `the passkey step failed: ${e.message}` } satisfies DeviceFlow);
+        // The waiting helper hears the refusal (at its next poll, or at its loopback listener), and stops.
+        const pending = (e as { pending?: { device?: unknown; loopback?: LoopbackFlow } }).pending;
+        if (pending && e instanceof DomainError) {
+          if (typeof pending.device === 'string') {
+            const hash = Buffer.from(pending.device, 'base64url');
+            const flow = (await readFlow(db, hash, 'device', now())) as DeviceFlow | undefined;
+            if (flow) await updateFlow(db, hash, { issuer: flow.issuer, status: 'failed', reason: `the passkey step failed: ${e.message}` } satisfies DeviceFlow);
+          } else if (pending.loopback) {
+            Object.assign(e, { redirect: toLoopback(pending.loopback, { error: 'access_denied', error_description: `the passkey step failed: ${e.message}` }) });
+          }
         }
         throw e;
       }
-      const hash = Buffer.from(done.device, 'base64url');
+      const loopback = done.flow['loopback'] as LoopbackFlow | undefined;
+      if (loopback) {
+        // The helper's loopback listener gets its one-time code now, the session naming the passkey.
+        const code = b64(32);
+        const at = now();
+        const data: CodeFlow = { username: done.username, auth: done.auth, issuer: loopback.issuer, code_challenge: loopback.code_challenge };
+        await insertFlow(db, { keyHash: keyHash(code), kind: 'code', data, now: at, expiresAt: new Date(at.getTime() + CODE_TTL * 1000) });
+        return { username: done.username, redirect: toLoopback(loopback, { code }) };
+      }
+      const hash = Buffer.from(String(done.flow['device'] ?? ''), 'base64url');
       const flow = (await readFlow(db, hash, 'device', now())) as DeviceFlow | undefined;
       if (!flow || flow.status !== 'passkey' || flow.username !== done.username) throw new DomainError('unauthenticated', 'this sign-in had expired; run jit-ssh login --sso again');
       await updateFlow(db, hash, { issuer: flow.issuer, status: 'done', username: done.username, auth: done.auth } satisfies DeviceFlow);

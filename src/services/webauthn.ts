@@ -92,17 +92,17 @@ export interface WebauthnService {
   finishLogin(input: { binding: string; site: Site; response: unknown; clientAddress: string | null; ttl?: number }): Promise<LoginOutput & { next: string }>;
   /**
    * Starts the passkey step of the helper's device sign-in (jit-ssh login --sso): `binding` is the
-   * secret of its page (/ui/sso/passkey/:handle), `device` the pending sign-in it ends.
+   * secret of its page (/ui/sso/passkey/:handle), `flow` the pending sign-in it ends (the caller's).
    */
-  beginCliLogin(input: { username: string; binding: string; auth: SessionAuth; device: string; at?: Date }): Promise<void>;
+  beginCliLogin(input: { username: string; binding: string; auth: SessionAuth; flow: Record<string, unknown>; at?: Date }): Promise<void>;
   /** The options for that page; null when its sign-in has expired or was used. */
   cliLoginOptions(input: { binding: string; site: Site }): Promise<{ username: string; options: PublicKeyCredentialRequestOptionsJSON } | null>;
   /**
    * Checks the passkey on that page (once: the handle is used up, right or wrong). Returns the
    * pending sign-in it ends and its auth naming the passkey; refusals are recorded and thrown, with
-   * `device` set on the error's `pending` when the pending sign-in is known.
+   * the pending sign-in set on the error's `pending` when it is known.
    */
-  finishCliLogin(input: { binding: string; site: Site; response: unknown; clientAddress: string | null }): Promise<{ username: string; auth: SessionAuth; device: string }>;
+  finishCliLogin(input: { binding: string; site: Site; response: unknown; clientAddress: string | null }): Promise<{ username: string; auth: SessionAuth; flow: Record<string, unknown> }>;
   /** The options for a passkey step-up on `target` (a request id), bound to the session `binding`. */
   stepUpOptions(input: { username: string; binding: string; target: string; site: Site }): Promise<PublicKeyCredentialRequestOptionsJSON>;
   /** Checks and uses up the step-up: proof for `purpose` on `target` only. */
@@ -288,9 +288,9 @@ export function createWebauthnService(deps: WebauthnDeps): WebauthnService {
       return { ...out, next: typeof data.next === 'string' ? data.next : '/ui' };
     },
 
-    async beginCliLogin({ username, binding, auth, device, at = now() }) {
+    async beginCliLogin({ username, binding, auth, flow, at = now() }) {
       const challenge = randomBytes(32).toString('base64url');
-      await putChallenge(db, { binding: bindingHash(binding), purpose: 'login', target: CLI_TARGET, username, challenge, data: { auth, device }, now: at, expiresAt: expiry(at) });
+      await putChallenge(db, { binding: bindingHash(binding), purpose: 'login', target: CLI_TARGET, username, challenge, data: { auth, flow }, now: at, expiresAt: expiry(at) });
     },
 
     async cliLoginOptions({ binding, site }) {
@@ -304,15 +304,15 @@ export function createWebauthnService(deps: WebauthnDeps): WebauthnService {
       const pending = await takeChallenge(db, bindingHash(binding), 'login', CLI_TARGET, at);
       if (!pending) throw new DomainError('unauthenticated', 'this sign-in had expired or was already used; run jit-ssh login --sso again');
       const username = pending.username;
-      const data = pending.data as { auth?: unknown; device?: unknown };
-      const device = String(data.device ?? '');
+      const data = pending.data as { auth?: unknown; flow?: unknown };
+      const flow = data.flow && typeof data.flow === 'object' ? (data.flow as Record<string, unknown>) : {};
       try {
         const cred = await assertion(at, username, pending.challenge, site, response, { target: username, purpose: 'cli_login', clientAddress, code: 'unauthenticated' });
         const user = await findUser(db, username);
         if (!user?.enabled) throw new DomainError('unauthenticated', 'this account is disabled');
-        return { username, auth: { ...asSessionAuth(data.auth), webauthn: cred.id }, device };
+        return { username, auth: { ...asSessionAuth(data.auth), webauthn: cred.id }, flow };
       } catch (e) {
-        if (e instanceof DomainError) Object.assign(e, { pending: device });
+        if (e instanceof DomainError) Object.assign(e, { pending: flow });
         throw e;
       }
     },

@@ -76,7 +76,17 @@ export function ssoRoutes(deps: WebDeps & { oidc: OidcService }) {
     const form = await readForm(c);
     if (!deps.webauthn) throw expired();
     if (!sameSecret(form['csrf'], csrfTokenFor(handle))) throw new WebError(403, 'This form’s security token is missing or out of date, so it was refused. Open the link the terminal printed again.');
-    const done = await orPage(() => oidc.finishPasskey(handle, siteOf(c, { ...deps, webauthn: deps.webauthn! }), form['webauthn'] ?? '', deps.clientAddress(c)));
+    const done = await orPage(async () => {
+      try {
+        return await oidc.finishPasskey(handle, siteOf(c, { ...deps, webauthn: deps.webauthn! }), form['webauthn'] ?? '', deps.clientAddress(c));
+      } catch (e) {
+        // The loopback helper waits at its listener: it is told of the refusal there.
+        const redirect = (e as { redirect?: unknown }).redirect;
+        if (typeof redirect === 'string') return { username: '', redirect };
+        throw e;
+      }
+    });
+    if (done.redirect) return c.redirect(done.redirect, 303);
     return page(c, 200, { title: 'Signed in', viewer: null }, (
       <>
         <h1>Signed in</h1>
