@@ -3,7 +3,9 @@
 // Chromium with a CDP virtual authenticator. The provider's approval alone
 // gives the helper no session; it prints a page of jit-ssh's, the passkey
 // answers there, and only then does the helper hold a session. That page
-// serves once; a person without a passkey is refused. Both databases.
+// serves once; a person without a passkey is refused. The loopback flow
+// passes through the same page before the helper's listener gets its code.
+// Both databases.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -141,7 +143,7 @@ describe('jit-ssh login --sso --device ending with a passkey, in Chromium', { sk
         await drop?.();
       });
 
-      test('ok: the provider approves, the helper prints jit-ssh’s passkey page, the passkey answers there, the helper holds a session and lists roles; the page serves once', async () => {
+      test('ok: the provider approves, the helper prints jit-ssh’s passkey page, the passkey answers there, the helper holds a session and lists roles; the page serves once; the loopback flow too', async () => {
         const context = await browser.newContext({ baseURL: base });
         context.setDefaultTimeout(15_000);
         const page = await context.newPage();
@@ -208,6 +210,26 @@ describe('jit-ssh login --sso --device ending with a passkey, in Chromium', { sk
           assert.equal(replay.status, 401);
           assert.match(await replay.text(), /expired or was already used/);
           assert.equal((await listEvents(server.database.db, { action: 'login.ok', actor: 'corp.olivia' })).at(-1)!.id, opened.id);
+
+          // The loopback variant: the provider's callback sends the browser to the passkey page first,
+          // and only after the passkey does the helper's listener get its code.
+          const home2 = tempDir('jit-ssh-oidc-home-');
+          const l = helper(['login', '--sso', '--loopback', '--no-browser', '--json'], cleanEnv({ JIT_SSH_HOME: home2, JIT_SSH_SERVER: base }));
+          const [, start] = await l.printed(/in your browser:\n\s+(\S+)/);
+          await page.goto(start!, { waitUntil: 'domcontentloaded' });
+          await throughProvider(page, 'olivia', async (p) => /\/ui\/sso\/passkey\/jit_/.test(p.url()));
+          await page.locator('main').getByText('Signing in').waitFor();
+          assert.equal(existsSync(path.join(home2, 'session.json')), false);
+          await page.getByRole('button', { name: 'Use your passkey' }).click();
+          await page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/callback/);
+          await page.getByText('Signed in to jit-ssh').waitFor();
+          const lout = await l.exited;
+          assert.equal(lout.code, 0, lout.stderr);
+          assert.equal(JSON.parse(lout.stdout).username, 'corp.olivia');
+          const token2 = JSON.parse(readFileSync(path.join(home2, 'session.json'), 'utf8')).token;
+          const me2 = (await (await fetch(`${base}/v1/auth/session`, { headers: { authorization: `Bearer ${token2}` } })).json()) as any;
+          assert.equal(typeof me2.auth.webauthn, 'string');
+          assert.equal((await listEvents(server.database.db, { action: 'login.ok', actor: 'corp.olivia' })).at(-1)!.details['flow'], 'loopback');
         } finally {
           await context.close();
           writeFileSync(policyFile, policy('totp'));
@@ -234,9 +256,16 @@ describe('jit-ssh login --sso --device ending with a passkey, in Chromium', { sk
           assert.equal(existsSync(path.join(home, 'session.json')), false);
           const failed = (await listEvents(server.database.db, { action: 'webauthn.failed', actor: 'corp.devon' })).at(-1)!;
           assert.deepEqual([(failed.details as any).purpose, (failed.details as any).reason], ['cli_login', 'no_passkey']);
-          // The loopback variant cannot end with a passkey: its exchange stays refused.
-          const exchange = await fetch(`${base}/v1/auth/sso/exchange`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'x', code_verifier: 'y' }) });
-          assert.deepEqual([exchange.status, ((await exchange.json()) as { code: string }).code], [403, 'mfa_required']);
+          // The loopback variant: refused too, the helper told at its listener.
+          const home2 = tempDir('jit-ssh-oidc-home-');
+          const l = helper(['login', '--sso', '--loopback', '--no-browser'], cleanEnv({ JIT_SSH_HOME: home2, JIT_SSH_SERVER: base }));
+          const [, start] = await l.printed(/in your browser:\n\s+(\S+)/);
+          await page.goto(start!, { waitUntil: 'domcontentloaded' });
+          await throughProvider(page, 'devon', async (p) => /127\.0\.0\.1:\d+\/callback/.test(p.url()));
+          const lout = await l.exited;
+          assert.notEqual(lout.code, 0);
+          assert.match(lout.stderr, /sign-in failed: .*corp\.devon has none registered/);
+          assert.equal(existsSync(path.join(home2, 'session.json')), false);
         } finally {
           await context.close();
           writeFileSync(policyFile, policy('totp'));
