@@ -14,7 +14,9 @@ Usage:
   jit-ssh login --sso [--issuer ID] [--device | --loopback] [--no-browser]
                                                 sign in with your identity provider in the browser:
                                                 a redirect to 127.0.0.1 on a desktop, else a device
-                                                code to approve in any browser
+                                                code to approve in any browser; where the server
+                                                asks for a passkey, the device flow then prints a
+                                                page of the server's to confirm it with
   jit-ssh roles [--json]                        roles you may request
   jit-ssh request ROLE --for DURATION --reason TEXT [--ticket ID] [--break-glass] [--wait] [--dry-run] [--json]
   jit-ssh requests [--pending] [--json]         your requests, and those you may decide

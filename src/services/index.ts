@@ -99,7 +99,7 @@ export function createServices(config: ServicesConfig, db: Kysely<Database>, key
     notifier: () => createNotifier({ db, secret: config.webhookSecret, logger, now }),
     audit: () => createAuditService({ db, now, trustedKeys: keys ? [...caKeyBlobs([...keys.publicKeys, ...keys.retiredKeys]).values()] : undefined, signedHeads: ctx.signedHeads }),
     revocation: () => createRevocationService({ db, signer: ca().signer, caKeys: caKeyBlobs(ca().publicKeys), now }),
-    oidc: () => (config.oidc ? createOidcService({ db, box, settings: config.oidc, tokenTtl: settings.tokenTtl, logger, now }) : null),
+    oidc: (s) => (config.oidc ? createOidcService({ db, box, settings: config.oidc, tokenTtl: settings.tokenTtl, logger, webauthn: s.webauthn, mfaLogin: () => policy().mfa.login, now }) : null),
     policy: () => policy,
     webauthn: () => createWebauthnService({ db, settings: config.webauthn ?? { rpId: null, origin: null }, tokenTtl: settings.tokenTtl, now }),
     caKeys: () => createCaKeysPublisher({ db, signer: ca().signer, publicKeys: ca().publicKeys, retiredKeys: ca().retiredKeys, now }),

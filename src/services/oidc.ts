@@ -19,7 +19,7 @@
 // a name already taken is refused, never linked. Each sign-in replaces the
 // user's groups with the provider's (through group_map) and stamps the time.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as oidc from 'openid-client';
 import type { SecretBox } from '../auth/secret-box.js';
@@ -28,6 +28,8 @@ import { newTotpSecret } from '../auth/totp.js';
 import type { OidcIssuerConfig, OidcSettings } from '../config.js';
 import type { SessionAuth } from '../core/auth-method.js';
 import { DomainError } from '../core/errors.js';
+import type { MfaMethod } from '../core/policy-types.js';
+import { passkeyAtLogin } from '../core/webauthn.js';
 import { GROUP_NAME, USER_NAME } from '../core/names.js';
 import { appendEvent } from '../db/audit-events.js';
 import { isUniqueViolation } from '../db/errors.js';
@@ -36,6 +38,7 @@ import type { Database } from '../db/schema.js';
 import { findUser, insertUser, updateUser } from '../db/users.js';
 import type { Logger } from '../log.js';
 import { openSession, totpContext, type Audience, type LoginOutput } from './auth.js';
+import type { Site, WebauthnService } from './webauthn.js';
 
 /** A sign-in at the provider must come back within this. */
 const AUTH_TTL = 10 * 60;
@@ -71,7 +74,11 @@ export interface DeviceStart {
   interval: number;
 }
 
-export type DevicePoll = { status: 'pending'; interval: number } | LoginOutput;
+/** `finish_url`: the page of jit-ssh's where the person's passkey ends the sign-in (the provider's part is done). */
+export type DevicePoll = { status: 'pending'; interval: number; finish_url?: string } | LoginOutput;
+
+/** The path of the helper's passkey page. */
+export const CLI_PASSKEY_PATH = '/ui/sso/passkey/';
 
 export interface OidcService {
   issuers(): IssuerView[];
@@ -83,6 +90,10 @@ export interface OidcService {
   exchange(code: unknown, codeVerifier: unknown, clientAddress: string | null): Promise<LoginOutput>;
   startDevice(issuer: unknown, clientAddress: string | null): Promise<DeviceStart>;
   pollDevice(handle: unknown, clientAddress: string | null): Promise<DevicePoll>;
+  /** The passkey page of a device sign-in (its handle from the URL); null when expired or used. */
+  passkeyOptions(handle: string, site: Site): Promise<{ username: string; options: unknown } | null>;
+  /** The passkey's answer on that page: the pending device sign-in is done, or failed (the helper hears why). */
+  finishPasskey(handle: string, site: Site, response: unknown, clientAddress: string | null): Promise<{ username: string; redirect?: string }>;
   /** Waits for the device grants this process is polling (shutdown, tests). */
   close(): Promise<void>;
 }
@@ -94,12 +105,21 @@ export interface OidcDeps {
   /** Session lifetime, seconds. */
   tokenTtl: number;
   logger: Logger;
+  /** Passkeys: the device flow ends on jit-ssh's passkey page where policy asks for one (or the person has one). */
+  webauthn?: WebauthnService;
+  /** The policy's mfa.login now; absent = totp. */
+  mfaLogin?: () => MfaMethod;
   now?: () => Date;
 }
 
 const keyHash = (handle: string) => createHash('sha256').update(handle).digest();
 const b64 = (n: number) => randomBytes(n).toString('base64url');
 const FLOW = 'oidc-flow';
+/**
+ * The passkey page's handle, derived from the helper's device handle (which only the helper and the
+ * person hold): nothing that could open the page is stored, only hashes of it.
+ */
+const passkeyHandle = (deviceHandle: string) => `jit_${createHmac('sha256', deviceHandle).update('jit-ssh cli passkey page').digest('base64url')}`;
 
 interface AuthFlow {
   issuer: string;
@@ -110,6 +130,21 @@ interface AuthFlow {
   cli?: { redirect_uri: string; code_challenge: string; state: string };
 }
 
+/** The helper's loopback sign-in waiting for the passkey page. */
+interface LoopbackFlow {
+  issuer: string;
+  code_challenge: string;
+  redirect_uri: string;
+  state: string;
+}
+
+/** The helper's loopback URL with `params` and its state. */
+function toLoopback(l: { redirect_uri: string; state: string }, params: Record<string, string>): string {
+  const u = new URL(l.redirect_uri);
+  for (const [k, v] of Object.entries({ ...params, state: l.state })) u.searchParams.set(k, v);
+  return u.href;
+}
+
 interface CodeFlow {
   username: string;
   auth: SessionAuth;
@@ -117,7 +152,7 @@ interface CodeFlow {
   code_challenge: string;
 }
 
-type DeviceFlow = { issuer: string; status: 'pending'; interval: number } | { issuer: string; status: 'done'; username: string; auth: SessionAuth } | { issuer: string; status: 'failed'; reason: string };
+type DeviceFlow = { issuer: string; status: 'pending'; interval: number } | { issuer: string; status: 'passkey'; interval: number; username: string } | { issuer: string; status: 'done'; username: string; auth: SessionAuth } | { issuer: string; status: 'failed'; reason: string };
 
 /** A redirect only to the helper's own listener on this machine. */
 function loopbackRedirect(v: unknown): string {
@@ -266,6 +301,19 @@ export function createOidcService(deps: OidcDeps): OidcService {
     return { username: outcome.username, auth };
   }
 
+  /**
+   * Whether the helper's sign-in of `who` must end with a passkey (policy, or the person has one, as
+   * on the web); someone without one where policy asks is refused and recorded.
+   */
+  async function passkeyRequired(i: OidcIssuerConfig, who: { username: string }, clientAddress: string | null): Promise<boolean> {
+    const wa = deps.webauthn;
+    const has = wa ? await wa.hasPasskey(who.username) : false;
+    if (!passkeyAtLogin(deps.mfaLogin?.() ?? 'totp', has)) return false;
+    if (wa && has) return true;
+    await appendEvent(db, { at: now(), actor: who.username, action: 'webauthn.failed', target: who.username, outcome: 'failed', clientAddress, details: { purpose: 'cli_login', reason: 'no_passkey', issuer_id: i.id } });
+    throw new DomainError('mfa_required', `policy asks for a passkey at sign-in, and ${who.username} has none registered: register one on your account page (under a policy that lets you sign in without one), or ask an administrator`);
+  }
+
   const sessionFor = (s: { username: string; auth: SessionAuth }, audience: Audience, issuerId: string, clientAddress: string | null, via?: string) =>
     openSession(db, { username: s.username, audience, auth: s.auth, clientAddress, at: now(), ttl: deps.tokenTtl, details: { issuer_id: issuerId, ...(via ? { flow: via } : {}) } });
 
@@ -327,6 +375,13 @@ export function createOidcService(deps: OidcDeps): OidcService {
         }
         const who = await signIn(i, tokens, config, clientAddress);
         if (flow.purpose === 'web') return { purpose: 'web', session: await sessionFor(who, 'web', i.id, clientAddress), next: flow.next ?? '/ui' };
+        if (await passkeyRequired(i, who, clientAddress)) {
+          // The browser is here: jit-ssh's passkey page comes before the helper's code.
+          const page = newToken();
+          const loopback: LoopbackFlow = { issuer: i.id, code_challenge: flow.cli!.code_challenge, redirect_uri: flow.cli!.redirect_uri, state: flow.cli!.state };
+          await deps.webauthn!.beginCliLogin({ username: who.username, binding: page, auth: who.auth, flow: { loopback } });
+          return { purpose: 'cli', redirect: `${CLI_PASSKEY_PATH}${page}` };
+        }
         const code = b64(32);
         const at = now();
         const data: CodeFlow = { username: who.username, auth: who.auth, issuer: i.id, code_challenge: flow.cli!.code_challenge };
@@ -349,6 +404,8 @@ export function createOidcService(deps: OidcDeps): OidcService {
       if (!flow || !createHash('sha256').update(challenge).digest().equals(createHash('sha256').update(flow.code_challenge).digest())) {
         throw new DomainError('unauthenticated', 'the sign-in code is unknown, used, expired, or not this helper’s; run jit-ssh login --sso again');
       }
+      // Under mfa.login: webauthn only a code whose sign-in ended with the passkey page opens a session.
+      if ((deps.mfaLogin?.() ?? 'totp') === 'webauthn' && !flow.auth.webauthn) throw new DomainError('mfa_required', 'this server’s policy asks for a passkey at every sign-in (mfa.login: webauthn); run jit-ssh login --sso again');
       return sessionFor(flow, 'api', flow.issuer, clientAddress, 'loopback');
     },
 
@@ -374,6 +431,12 @@ export function createOidcService(deps: OidcDeps): OidcService {
         .pollDeviceAuthorizationGrant(config, started, undefined, { signal: AbortSignal.any([AbortSignal.timeout(started.expires_in * 1000), closing.signal]) })
         .then(async (tokens) => {
           const who = await signIn(i, tokens, config, clientAddress);
+          if (await passkeyRequired(i, who, clientAddress)) {
+            // The provider's sign-in is not jit-ssh's passkey: the session waits for the passkey page.
+            await deps.webauthn!.beginCliLogin({ username: who.username, binding: passkeyHandle(handle), auth: who.auth, flow: { device: hash.toString('base64url') } });
+            await updateFlow(db, hash, { issuer: i.id, status: 'passkey', interval, username: who.username } satisfies DeviceFlow);
+            return;
+          }
           await updateFlow(db, hash, { issuer: i.id, status: 'done', ...who } satisfies DeviceFlow);
         })
         .catch(async (e: unknown) => {
@@ -398,11 +461,52 @@ export function createOidcService(deps: OidcDeps): OidcService {
       const flow = (await readFlow(db, hash, 'device', now())) as DeviceFlow | undefined;
       if (!flow) throw new DomainError('unauthenticated', 'this sign-in is unknown or has expired; run jit-ssh login --sso again');
       if (flow.status === 'pending') return { status: 'pending', interval: flow.interval };
+      if (flow.status === 'passkey') return { status: 'pending', interval: flow.interval, finish_url: `${settings.redirectBase}${CLI_PASSKEY_PATH}${passkeyHandle(handle)}` };
       // Taken once: of two helpers racing with one handle, one gets the session.
       const taken = (await takeFlow(db, hash, 'device', now())) as DeviceFlow | undefined;
-      if (!taken || taken.status === 'pending') throw new DomainError('unauthenticated', 'this sign-in was already used; run jit-ssh login --sso again');
+      if (!taken || taken.status === 'pending' || taken.status === 'passkey') throw new DomainError('unauthenticated', 'this sign-in was already used; run jit-ssh login --sso again');
       if (taken.status === 'failed') throw new DomainError('unauthenticated', taken.reason);
       return sessionFor(taken, 'api', taken.issuer, clientAddress, 'device');
+    },
+
+    async passkeyOptions(handle, site) {
+      if (!deps.webauthn || !looksLikeToken(handle)) return null;
+      return deps.webauthn.cliLoginOptions({ binding: handle, site });
+    },
+
+    async finishPasskey(handle, site, response, clientAddress) {
+      if (!deps.webauthn || !looksLikeToken(handle)) throw new DomainError('unauthenticated', 'this sign-in had expired or was already used; run jit-ssh login --sso again');
+      let done;
+      try {
+        done = await deps.webauthn.finishCliLogin({ binding: handle, site, response, clientAddress });
+      } catch (e) {
+        // The waiting helper hears the refusal (at its next poll, or at its loopback listener), and stops.
+        const pending = (e as { pending?: { device?: unknown; loopback?: LoopbackFlow } }).pending;
+        if (pending && e instanceof DomainError) {
+          if (typeof pending.device === 'string') {
+            const hash = Buffer.from(pending.device, 'base64url');
+            const flow = (await readFlow(db, hash, 'device', now())) as DeviceFlow | undefined;
+            if (flow) await updateFlow(db, hash, { issuer: flow.issuer, status: 'failed', reason: `the passkey step failed: ${e.message}` } satisfies DeviceFlow);
+          } else if (pending.loopback) {
+            Object.assign(e, { redirect: toLoopback(pending.loopback, { error: 'access_denied', error_description: `the passkey step failed: ${e.message}` }) });
+          }
+        }
+        throw e;
+      }
+      const loopback = done.flow['loopback'] as LoopbackFlow | undefined;
+      if (loopback) {
+        // The helper's loopback listener gets its one-time code now, the session naming the passkey.
+        const code = b64(32);
+        const at = now();
+        const data: CodeFlow = { username: done.username, auth: done.auth, issuer: loopback.issuer, code_challenge: loopback.code_challenge };
+        await insertFlow(db, { keyHash: keyHash(code), kind: 'code', data, now: at, expiresAt: new Date(at.getTime() + CODE_TTL * 1000) });
+        return { username: done.username, redirect: toLoopback(loopback, { code }) };
+      }
+      const hash = Buffer.from(String(done.flow['device'] ?? ''), 'base64url');
+      const flow = (await readFlow(db, hash, 'device', now())) as DeviceFlow | undefined;
+      if (!flow || flow.status !== 'passkey' || flow.username !== done.username) throw new DomainError('unauthenticated', 'this sign-in had expired; run jit-ssh login --sso again');
+      await updateFlow(db, hash, { issuer: flow.issuer, status: 'done', username: done.username, auth: done.auth } satisfies DeviceFlow);
+      return { username: done.username };
     },
 
     async close() {

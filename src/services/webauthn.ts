@@ -70,6 +70,9 @@ export interface PasskeyView {
   transports: string[];
 }
 
+/** The challenges of the helper's sign-ins (purpose login) are kept apart from the web's (target ''). */
+const CLI_TARGET = 'cli';
+
 export const PASSKEY_FAILED = 'the passkey did not confirm this; try again';
 export const COUNTER_REFUSED = 'this passkey’s signature counter did not increase: a copy of it may be in use, or an old answer was sent again. It was refused and recorded; tell your administrators';
 
@@ -87,6 +90,19 @@ export interface WebauthnService {
   loginOptions(input: { binding: string; site: Site }): Promise<{ username: string; next: string; options: PublicKeyCredentialRequestOptionsJSON } | null>;
   /** Checks the passkey and opens the web session, its auth naming the passkey. */
   finishLogin(input: { binding: string; site: Site; response: unknown; clientAddress: string | null; ttl?: number }): Promise<LoginOutput & { next: string }>;
+  /**
+   * Starts the passkey step of the helper's device sign-in (jit-ssh login --sso): `binding` is the
+   * secret of its page (/ui/sso/passkey/:handle), `flow` the pending sign-in it ends (the caller's).
+   */
+  beginCliLogin(input: { username: string; binding: string; auth: SessionAuth; flow: Record<string, unknown>; at?: Date }): Promise<void>;
+  /** The options for that page; null when its sign-in has expired or was used. */
+  cliLoginOptions(input: { binding: string; site: Site }): Promise<{ username: string; options: PublicKeyCredentialRequestOptionsJSON } | null>;
+  /**
+   * Checks the passkey on that page (once: the handle is used up, right or wrong). Returns the
+   * pending sign-in it ends and its auth naming the passkey; refusals are recorded and thrown, with
+   * the pending sign-in set on the error's `pending` when it is known.
+   */
+  finishCliLogin(input: { binding: string; site: Site; response: unknown; clientAddress: string | null }): Promise<{ username: string; auth: SessionAuth; flow: Record<string, unknown> }>;
   /** The options for a passkey step-up on `target` (a request id), bound to the session `binding`. */
   stepUpOptions(input: { username: string; binding: string; target: string; site: Site }): Promise<PublicKeyCredentialRequestOptionsJSON>;
   /** Checks and uses up the step-up: proof for `purpose` on `target` only. */
@@ -270,6 +286,35 @@ export function createWebauthnService(deps: WebauthnDeps): WebauthnService {
       const auth: SessionAuth = { ...asSessionAuth(data.auth), webauthn: cred.id };
       const out = await openSession(db, { username, audience: 'web', auth, clientAddress, at, ttl: ttl ?? deps.tokenTtl ?? 3600 });
       return { ...out, next: typeof data.next === 'string' ? data.next : '/ui' };
+    },
+
+    async beginCliLogin({ username, binding, auth, flow, at = now() }) {
+      const challenge = randomBytes(32).toString('base64url');
+      await putChallenge(db, { binding: bindingHash(binding), purpose: 'login', target: CLI_TARGET, username, challenge, data: { auth, flow }, now: at, expiresAt: expiry(at) });
+    },
+
+    async cliLoginOptions({ binding, site }) {
+      const pending = await readChallenge(db, bindingHash(binding), 'login', CLI_TARGET, now());
+      if (!pending) return null;
+      return { username: pending.username, options: await requestOptions(pending.username, pending.challenge, site) };
+    },
+
+    async finishCliLogin({ binding, site, response, clientAddress }) {
+      const at = now();
+      const pending = await takeChallenge(db, bindingHash(binding), 'login', CLI_TARGET, at);
+      if (!pending) throw new DomainError('unauthenticated', 'this sign-in had expired or was already used; run jit-ssh login --sso again');
+      const username = pending.username;
+      const data = pending.data as { auth?: unknown; flow?: unknown };
+      const flow = data.flow && typeof data.flow === 'object' ? (data.flow as Record<string, unknown>) : {};
+      try {
+        const cred = await assertion(at, username, pending.challenge, site, response, { target: username, purpose: 'cli_login', clientAddress, code: 'unauthenticated' });
+        const user = await findUser(db, username);
+        if (!user?.enabled) throw new DomainError('unauthenticated', 'this account is disabled');
+        return { username, auth: { ...asSessionAuth(data.auth), webauthn: cred.id }, flow };
+      } catch (e) {
+        if (e instanceof DomainError) Object.assign(e, { pending: flow });
+        throw e;
+      }
     },
 
     async stepUpOptions({ username, binding, target, site }) {

@@ -3,9 +3,7 @@
 // (GET /v1/auth/sso/start and the callback) is served with the web pages.
 
 import { Hono, type Context } from 'hono';
-import { DomainError } from '../../core/errors.js';
 import type { MfaRules } from '../../core/policy-types.js';
-import { apiSignInRefusal } from '../../core/webauthn.js';
 import type { OidcService } from '../../services/oidc.js';
 import { jsonBody } from '../json.js';
 import type { AppEnv } from '../types.js';
@@ -23,12 +21,8 @@ export function ssoRoutes(deps: SsoDeps) {
   const { oidc } = deps;
   app.get('/v1/auth/sso', (c) => c.json({ issuers: oidc ? oidc.issuers() : [] }));
   if (!oidc) return app;
-  // The helper's sign-ins end in a session of the API, which no passkey step can precede.
-  app.use('/v1/auth/sso/*', async (_c, next) => {
-    const refusal = apiSignInRefusal(deps.mfa?.().login ?? 'totp');
-    if (refusal) throw new DomainError('mfa_required', refusal);
-    return next();
-  });
+  // Under mfa.login: webauthn the helper's sign-ins end on jit-ssh's passkey page (the service
+  // refuses a loopback code whose sign-in did not); the password login stays refused (http/routes/auth.ts).
   app.post('/v1/auth/sso/exchange', async (c) => {
     const body = await jsonBody(c);
     return c.json(await oidc.exchange(body['code'], body['code_verifier'], deps.clientAddress(c)));

@@ -9,10 +9,29 @@ import { Hono } from 'hono';
 import { DomainError } from '../../core/errors.js';
 import { STATUS_OF } from '../../core/error-status.js';
 import type { OidcService } from '../../services/oidc.js';
-import { safeNext, type WebDeps, type WebEnv } from '../context.js';
+import { readForm, safeNext, siteOf, type WebDeps, type WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
-import { clearSsoBinding, overHttps, setSessionCookie, setSsoBinding, ssoBinding } from '../security.js';
+import { clearSsoBinding, csrfTokenFor, overHttps, sameSecret, setSessionCookie, setSsoBinding, ssoBinding } from '../security.js';
+import { page } from '../views/layout.js';
 import { passkeyStep } from './login.js';
+
+/** The passkey step of the helper's device sign-in: the provider's part is done, the passkey ends it. */
+const CliPasskeyStep = ({ username, action, csrf, options }: { username: string; action: string; csrf: string; options: string }) => (
+  <>
+    <h1>Confirm with your passkey</h1>
+    <p>
+      Signing in <code>jit-ssh login --sso</code> as <strong>{username}</strong>. Use one of your passkeys or security keys to finish; the terminal then holds the session.
+    </p>
+    <form method="post" action={action} class="stack" data-webauthn="authenticate" data-options={options}>
+      <input type="hidden" name="csrf" value={csrf} />
+      <input type="hidden" name="webauthn" value="" />
+      <p class="status" data-webauthn-status role="status" aria-live="polite"></p>
+      <button type="submit" class="primary">
+        Use your passkey
+      </button>
+    </form>
+  </>
+);
 
 /** The service's refusals as pages, in its words (they are written for a person). */
 async function orPage<T>(work: () => Promise<T>): Promise<T> {
@@ -42,6 +61,40 @@ export function ssoRoutes(deps: WebDeps & { oidc: OidcService }) {
     const { url, state } = await oidc.start({ issuer: q['issuer'], purpose: 'cli', cli: { redirectUri: q['redirect_uri'], codeChallenge: q['code_challenge'], state: q['state'] } });
     setSsoBinding(c, secure, state);
     return c.redirect(url, 303);
+  });
+
+  // The helper's device sign-in, where a passkey must end it (the helper prints this page's URL).
+  const expired = () => new WebError(401, 'This sign-in had expired or was already used. Run jit-ssh login --sso again.');
+  app.get('/ui/sso/passkey/:handle', async (c) => {
+    const handle = c.req.param('handle');
+    const pending = deps.webauthn ? await orPage(() => oidc.passkeyOptions(handle, siteOf(c, { ...deps, webauthn: deps.webauthn! }))) : null;
+    if (!pending) throw expired();
+    return page(c, 200, { title: 'Confirm with your passkey', viewer: null, passkey: true }, <CliPasskeyStep username={pending.username} action={`/ui/sso/passkey/${handle}`} csrf={csrfTokenFor(handle)} options={JSON.stringify(pending.options)} />);
+  });
+  app.post('/ui/sso/passkey/:handle', async (c) => {
+    const handle = c.req.param('handle');
+    const form = await readForm(c);
+    if (!deps.webauthn) throw expired();
+    if (!sameSecret(form['csrf'], csrfTokenFor(handle))) throw new WebError(403, 'This form’s security token is missing or out of date, so it was refused. Open the link the terminal printed again.');
+    const done = await orPage(async () => {
+      try {
+        return await oidc.finishPasskey(handle, siteOf(c, { ...deps, webauthn: deps.webauthn! }), form['webauthn'] ?? '', deps.clientAddress(c));
+      } catch (e) {
+        // The loopback helper waits at its listener: it is told of the refusal there.
+        const redirect = (e as { redirect?: unknown }).redirect;
+        if (typeof redirect === 'string') return { username: '', redirect };
+        throw e;
+      }
+    });
+    if (done.redirect) return c.redirect(done.redirect, 303);
+    return page(c, 200, { title: 'Signed in', viewer: null }, (
+      <>
+        <h1>Signed in</h1>
+        <p>
+          <code>jit-ssh login --sso</code> is signed in as <strong>{done.username}</strong>. You can close this tab and go back to the terminal.
+        </p>
+      </>
+    ));
   });
 
   app.get('/ui/sso/callback', async (c) => {
