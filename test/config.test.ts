@@ -63,8 +63,8 @@ test('fail: a missing policy file or passphrase file is named', () => {
 });
 
 test('ok: the helper talks to JIT_SSH_SERVER and keeps its files in JIT_SSH_HOME', () => {
-  assert.deepEqual(loadClientConfig({ HOME: '/home/a' }), { server: null, home: '/home/a/.jit-ssh', pollMs: 2000 });
-  assert.deepEqual(loadClientConfig({ JIT_SSH_SERVER: 'https://ca.example/', JIT_SSH_HOME: '/tmp/j', JIT_SSH_POLL_INTERVAL: '1s' }), { server: 'https://ca.example', home: '/tmp/j', pollMs: 1000 });
+  assert.deepEqual(loadClientConfig({ HOME: '/home/a' }), { server: null, home: '/home/a/.jit-ssh', pollMs: 2000, hostPatterns: '*' });
+  assert.deepEqual(loadClientConfig({ JIT_SSH_SERVER: 'https://ca.example/', JIT_SSH_HOME: '/tmp/j', JIT_SSH_POLL_INTERVAL: '1s' }), { server: 'https://ca.example', home: '/tmp/j', pollMs: 1000, hostPatterns: '*' });
   assert.equal(loadClientConfig({}, { server: 'http://other:1' }).server, 'http://other:1');
   assert.throws(() => loadClientConfig({ JIT_SSH_SERVER: 'ftp://x' }), /JIT_SSH_SERVER/);
 });
