@@ -15,8 +15,8 @@ Usage:
                                                 sign in with your identity provider in the browser:
                                                 a redirect to 127.0.0.1 on a desktop, else a device
                                                 code to approve in any browser; where the server
-                                                asks for a passkey, the device flow then prints a
-                                                page of the server's to confirm it with
+                                                asks for a passkey, a page of the server's then
+                                                confirms it (the device flow prints its URL)
   jit-ssh roles [--json]                        roles you may request
   jit-ssh request ROLE --for DURATION --reason TEXT [--ticket ID] [--break-glass] [--wait] [--dry-run] [--json]
   jit-ssh requests [--pending] [--json]         your requests, and those you may decide

@@ -86,7 +86,11 @@ export function ssoRoutes(deps: WebDeps & { oidc: OidcService }) {
         throw e;
       }
     });
-    if (done.redirect) return c.redirect(done.redirect, 303);
+    // A page moves on to the helper's listener (the pages' form-action policy stops a form post's redirect off this site).
+    if (done.redirect) {
+      const to = done.redirect.replace(/[<>&"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
+      return c.html(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${to}"><title>Back to the terminal · jit-ssh</title></head><body><p><a href="${to}">Continue</a></p></body></html>`);
+    }
     return page(c, 200, { title: 'Signed in', viewer: null }, (
       <>
         <h1>Signed in</h1>
