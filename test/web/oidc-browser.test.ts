@@ -14,44 +14,12 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { loadServerConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { POSTGRES_URL, createPostgresDatabase } from '../helpers/db.js';
+import { CHROMIUM, CHROMIUM_ARGS, SERVER_BACKENDS, throughProvider } from '../helpers/browser.js';
 import { tempDir } from '../helpers/keys.js';
 import { freePort } from '../helpers/net.js';
 import { startProvider, type TestProvider } from '../helpers/oidc-provider.js';
 import { WORKFLOW_POLICY } from '../helpers/policies.js';
 import { HELPER_BIN, cleanEnv } from '../helpers/process.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-const backends: Array<{ name: string; database: () => Promise<{ env: Record<string, string>; drop: () => Promise<void> }> }> = [
-  { name: 'embedded', database: async () => ({ env: {}, drop: async () => {} }) },
-  ...(POSTGRES_URL
-    ? [{ name: 'postgres', database: async () => {
-        const { url, drop } = await createPostgresDatabase();
-        return { env: { DATABASE_URL: url, JIT_SSH_SECRET_KEY: Buffer.alloc(32, 4).toString('base64') }, drop };
-      } }]
-    : []),
-];
-
-/** Walks the provider's pages until they are done: the login form (any password), Continue on the device confirmation. */
-async function throughProvider(page: Page, login: string, done: (p: Page) => Promise<boolean>): Promise<void> {
-  for (let step = 0; step < 10; step++) {
-    // A page still navigating has no content yet: look again.
-    if (await done(page).catch(() => false)) return;
-    await page.waitForLoadState('domcontentloaded').catch(() => {});
-    if (await page.locator('input[name="login"]').count()) {
-      await page.fill('input[name="login"]', login);
-      await page.fill('input[name="password"]', 'any password');
-      await Promise.all([page.waitForNavigation({ waitUntil: 'domcontentloaded' }), page.click('button[type="submit"]')]);
-    } else if (await page.locator('button[autofocus]').count()) {
-      await Promise.all([page.waitForNavigation({ waitUntil: 'domcontentloaded' }), page.click('button[autofocus]')]);
-    } else {
-      await page.waitForTimeout(200);
-    }
-  }
-  throw new Error(`the provider's pages did not finish: ${page.url()} ${(await page.content()).slice(0, 400)}`);
-}
 
 /** Starts the real helper; resolves with what it printed once `ready` matches its stderr, and its exit later. */
 function helper(args: string[], env: NodeJS.ProcessEnv, ready: RegExp) {
@@ -74,11 +42,11 @@ function helper(args: string[], env: NodeJS.ProcessEnv, ready: RegExp) {
 describe('identity provider sign-in in Chromium and the helper', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing` }, () => {
   let browser: Browser;
   before(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
   after(() => browser?.close());
 
-  for (const backend of backends) {
+  for (const backend of SERVER_BACKENDS) {
     describe(backend.name, () => {
       let server: RunningServer;
       let provider: TestProvider;
@@ -133,7 +101,7 @@ issuers:
           assert.match(page.url(), /\/ui\/login\?next=%2Fui%2Frequests%2Fnew$/);
           await Promise.all([page.waitForNavigation({ waitUntil: 'domcontentloaded' }), page.getByRole('link', { name: 'Sign in with Corp IdP' }).click()]);
           assert.ok(page.url().startsWith(provider.issuer), `at the provider: ${page.url()}`);
-          await throughProvider(page, 'olivia', async (p) => p.url().startsWith(`${server.url}/ui/requests/new`));
+          await throughProvider(page, 'olivia', async (p) => p.url().startsWith(`${server.url}/ui/requests/new`), 10);
           await page.waitForURL(`${server.url}/ui/requests/new`);
           assert.match(await page.locator('header.site').innerText(), /corp\.olivia/);
           const cookies = await context.cookies(server.url);
@@ -158,7 +126,7 @@ issuers:
         const page = await context.newPage();
         try {
           await page.goto(complete!, { waitUntil: 'domcontentloaded' });
-          await throughProvider(page, 'devon', async (p) => /Sign-in Success/.test(await p.content()));
+          await throughProvider(page, 'devon', async (p) => /Sign-in Success/.test(await p.content()), 10);
         } finally {
           await context.close();
         }
@@ -182,7 +150,7 @@ issuers:
         const page = await context.newPage();
         try {
           await page.goto(url!, { waitUntil: 'domcontentloaded' });
-          await throughProvider(page, 'olivia', async (p) => /^http:\/\/127\.0\.0\.1:\d+\/callback/.test(p.url()) && /Signed in to jit-ssh/.test(await p.content()));
+          await throughProvider(page, 'olivia', async (p) => /^http:\/\/127\.0\.0\.1:\d+\/callback/.test(p.url()) && /Signed in to jit-ssh/.test(await p.content()), 10);
         } finally {
           await context.close();
         }

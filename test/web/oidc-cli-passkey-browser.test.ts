@@ -17,15 +17,12 @@ import { loadServerConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { csrfTokenFor } from '../../src/web/security.js';
-import { POSTGRES_URL, createPostgresDatabase } from '../helpers/db.js';
+import { CHROMIUM, CHROMIUM_ARGS, LOCALHOST_AS_LOOPBACK, SERVER_BACKENDS, addVirtualAuthenticator, throughProvider } from '../helpers/browser.js';
 import { listEvents } from '../helpers/events.js';
 import { tempDir } from '../helpers/keys.js';
 import { freePort } from '../helpers/net.js';
 import { startProvider, type TestProvider } from '../helpers/oidc-provider.js';
 import { HELPER_BIN, cleanEnv, run } from '../helpers/process.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP localhost 127.0.0.1'];
 
 const policy = (login: 'totp' | 'webauthn') => `
 mfa:
@@ -39,34 +36,6 @@ roles:
       approvers: [group:sre-leads]
       required: 1
 `;
-
-const backends: Array<{ name: string; database: () => Promise<{ env: Record<string, string>; drop: () => Promise<void> }> }> = [
-  { name: 'embedded', database: async () => ({ env: {}, drop: async () => {} }) },
-  ...(POSTGRES_URL
-    ? [{ name: 'postgres', database: async () => {
-        const { url, drop } = await createPostgresDatabase();
-        return { env: { DATABASE_URL: url, JIT_SSH_SECRET_KEY: Buffer.alloc(32, 4).toString('base64') }, drop };
-      } }]
-    : []),
-];
-
-/** Walks the provider's pages (any password; Continue on the confirmations) until `done`. */
-async function throughProvider(page: Page, login: string, done: (p: Page) => Promise<boolean>): Promise<void> {
-  for (let step = 0; step < 12; step++) {
-    if (await done(page).catch(() => false)) return;
-    await page.waitForLoadState('domcontentloaded').catch(() => {});
-    if (await page.locator('input[name="login"]').count()) {
-      await page.fill('input[name="login"]', login);
-      await page.fill('input[name="password"]', 'any password');
-      await Promise.all([page.waitForNavigation({ waitUntil: 'domcontentloaded' }), page.click('button[type="submit"]')]);
-    } else if (await page.locator('button[autofocus]').count()) {
-      await Promise.all([page.waitForNavigation({ waitUntil: 'domcontentloaded' }), page.click('button[autofocus]')]);
-    } else {
-      await page.waitForTimeout(200);
-    }
-  }
-  throw new Error(`the provider's pages did not finish: ${page.url()} ${(await page.content()).slice(0, 400)}`);
-}
 
 /** The real helper; `printed(re)` resolves once its stderr matches. */
 function helper(args: string[], env: NodeJS.ProcessEnv) {
@@ -103,11 +72,11 @@ function helper(args: string[], env: NodeJS.ProcessEnv) {
 describe('jit-ssh login --sso --device ending with a passkey, in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing` }, () => {
   let browser: Browser;
   before(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, LOCALHOST_AS_LOOPBACK] });
   });
   after(() => browser?.close());
 
-  for (const backend of backends) {
+  for (const backend of SERVER_BACKENDS) {
     describe(backend.name, () => {
       let server: RunningServer;
       let provider: TestProvider;
@@ -147,9 +116,7 @@ describe('jit-ssh login --sso --device ending with a passkey, in Chromium', { sk
         const context = await browser.newContext({ baseURL: base });
         context.setDefaultTimeout(15_000);
         const page = await context.newPage();
-        const cdp = await context.newCDPSession(page);
-        await cdp.send('WebAuthn.enable');
-        await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true } });
+        await addVirtualAuthenticator(page);
         const home = tempDir('jit-ssh-oidc-home-');
         const env = cleanEnv({ JIT_SSH_HOME: home, JIT_SSH_SERVER: base });
         try {

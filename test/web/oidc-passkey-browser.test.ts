@@ -12,14 +12,11 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { loadServerConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { POSTGRES_URL, createPostgresDatabase } from '../helpers/db.js';
+import { CHROMIUM, CHROMIUM_ARGS, LOCALHOST_AS_LOOPBACK, SERVER_BACKENDS, addVirtualAuthenticator } from '../helpers/browser.js';
 import { listEvents } from '../helpers/events.js';
 import { tempDir } from '../helpers/keys.js';
 import { freePort } from '../helpers/net.js';
 import { startProvider, type TestProvider } from '../helpers/oidc-provider.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP localhost 127.0.0.1'];
 
 const policy = (login: 'totp' | 'webauthn') => `
 mfa:
@@ -33,16 +30,6 @@ roles:
       approvers: [group:sre-leads]
       required: 1
 `;
-
-const backends: Array<{ name: string; database: () => Promise<{ env: Record<string, string>; drop: () => Promise<void> }> }> = [
-  { name: 'embedded', database: async () => ({ env: {}, drop: async () => {} }) },
-  ...(POSTGRES_URL
-    ? [{ name: 'postgres', database: async () => {
-        const { url, drop } = await createPostgresDatabase();
-        return { env: { DATABASE_URL: url, JIT_SSH_SECRET_KEY: Buffer.alloc(32, 4).toString('base64') }, drop };
-      } }]
-    : []),
-];
 
 /** Signs in at the provider's page (any password) until the browser is back at `until`. */
 async function throughProvider(page: Page, login: string, until: RegExp): Promise<void> {
@@ -65,11 +52,11 @@ async function throughProvider(page: Page, login: string, until: RegExp): Promis
 describe('identity provider sign-in ending with a passkey, in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing` }, () => {
   let browser: Browser;
   before(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, LOCALHOST_AS_LOOPBACK] });
   });
   after(() => browser?.close());
 
-  for (const backend of backends) {
+  for (const backend of SERVER_BACKENDS) {
     describe(backend.name, () => {
       let server: RunningServer;
       let provider: TestProvider;
@@ -109,9 +96,7 @@ describe('identity provider sign-in ending with a passkey, in Chromium', { skip:
         const context = await browser.newContext({ baseURL: base });
         context.setDefaultTimeout(10_000);
         const page = await context.newPage();
-        const cdp = await context.newCDPSession(page);
-        await cdp.send('WebAuthn.enable');
-        await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true } });
+        await addVirtualAuthenticator(page);
         try {
           // No passkey yet, and policy asks none at sign-in: the provider's sign-in is enough.
           await page.goto('/ui/login');

@@ -18,13 +18,10 @@ import { loadServerConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { COUNTER_REFUSED } from '../../src/services/webauthn.js';
-import { POSTGRES_URL, createPostgresDatabase } from '../helpers/db.js';
+import { CHROMIUM, CHROMIUM_ARGS, LOCALHOST_AS_LOOPBACK, SERVER_BACKENDS, addVirtualAuthenticator } from '../helpers/browser.js';
 import { listEvents } from '../helpers/events.js';
 import { secretOf } from '../helpers/identity.js';
 import { tempDir } from '../helpers/keys.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP localhost 127.0.0.1'];
 
 /** The code for the time-step `offset` seconds from now, from oathtool. */
 const totp = (secret: string, offset = 0) => execFileSync('oathtool', ['--totp', '-b', secret, '-N', `@${Math.floor(Date.now() / 1000) + offset}`], { encoding: 'utf8' }).trim();
@@ -56,24 +53,14 @@ interface Person {
   offset: number;
 }
 
-const backends: Array<{ name: string; database: () => Promise<{ env: Record<string, string>; drop: () => Promise<void> }> }> = [
-  { name: 'embedded', database: async () => ({ env: {}, drop: async () => {} }) },
-  ...(POSTGRES_URL
-    ? [{ name: 'postgres', database: async () => {
-        const { url, drop } = await createPostgresDatabase();
-        return { env: { DATABASE_URL: url, JIT_SSH_SECRET_KEY: Buffer.alloc(32, 4).toString('base64') }, drop };
-      } }]
-    : []),
-];
-
 describe('passkeys in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)` }, () => {
   let browser: Browser;
   before(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, LOCALHOST_AS_LOOPBACK] });
   });
   after(() => browser?.close());
 
-  for (const backend of backends) {
+  for (const backend of SERVER_BACKENDS) {
     describe(`against the real server (${backend.name})`, () => {
       let server: RunningServer;
       let base: string;
@@ -116,12 +103,6 @@ describe('passkeys in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROM
         page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
         return { context, page };
       };
-      const withAuthenticator = async (page: Page) => {
-        const cdp = await page.context().newCDPSession(page);
-        await cdp.send('WebAuthn.enable');
-        const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true } });
-        return { cdp, authenticatorId };
-      };
       /** The password + code form; a fresh TOTP step each time. */
       const passwordStep = async (page: Page, who: Person) => {
         await page.goto('/ui/login');
@@ -154,7 +135,7 @@ describe('passkeys in Chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROM
 
       test('register: an approver adds a passkey on the Passkeys page', async () => {
         const { context, page } = await open();
-        const { cdp, authenticatorId } = await withAuthenticator(page);
+        const { cdp, authenticatorId } = await addVirtualAuthenticator(page);
         lead = { context, page, cdp, authenticatorId };
         await passwordStep(page, people['lead']!);
         await page.waitForURL('**/ui'); // no passkey yet, and policy asks none at login: signed in
