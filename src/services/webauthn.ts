@@ -32,6 +32,7 @@ import type { Database } from '../db/schema.js';
 import { findUser } from '../db/users.js';
 import {
   advanceSignCount,
+  countCredentials,
   credentialsOf,
   deleteCredential,
   findCredential,
@@ -39,6 +40,7 @@ import {
   putChallenge,
   readChallenge,
   takeChallenge,
+  type Challenge,
   type ChallengePurpose,
   type StoredCredential,
 } from '../db/webauthn.js';
@@ -197,6 +199,24 @@ export function createWebauthnService(deps: WebauthnDeps): WebauthnService {
     return cred;
   }
 
+  /** Stores the passkey step of a sign-in (`target`: '' for the web's, CLI_TARGET for the helper's). */
+  const beginSignIn = (target: string, username: string, binding: string, data: { auth: SessionAuth } & Record<string, unknown>, at: Date) =>
+    putChallenge(db, { binding: bindingHash(binding), purpose: 'login', target, username, challenge: randomBytes(32).toString('base64url'), data, now: at, expiresAt: expiry(at) });
+
+  /** The pending sign-in's passkey step and the options for it; null when it has expired or was used. */
+  const signInOptions = async (target: string, binding: string, site: Site) => {
+    const pending = await readChallenge(db, bindingHash(binding), 'login', target, now());
+    return pending ? { pending, options: await requestOptions(pending.username, pending.challenge, site) } : null;
+  };
+
+  /** Checks the passkey that ends a pending sign-in, and that the account is still enabled; the auth then names the passkey. */
+  async function passkeySignIn(at: Date, pending: Challenge, site: Site, response: unknown, clientAddress: string | null, purpose: string): Promise<SessionAuth> {
+    const cred = await assertion(at, pending.username, pending.challenge, site, response, { target: pending.username, purpose, clientAddress, code: 'unauthenticated' });
+    const user = await findUser(db, pending.username);
+    if (!user?.enabled) throw new DomainError('unauthenticated', 'this account is disabled');
+    return { ...asSessionAuth((pending.data as { auth?: unknown }).auth), webauthn: cred.id };
+  }
+
   return {
     site(requestOrigin, publicUrl) {
       const base = new URL(publicUrl ?? requestOrigin);
@@ -208,7 +228,7 @@ export function createWebauthnService(deps: WebauthnDeps): WebauthnService {
     },
 
     async hasPasskey(username) {
-      return (await credentialsOf(db, username)).length > 0;
+      return (await countCredentials(db, username)) > 0;
     },
 
     async registrationOptions({ username, binding, site }) {
@@ -249,7 +269,7 @@ export function createWebauthnService(deps: WebauthnDeps): WebauthnService {
       }
       if (!verified.verified || !verified.registrationInfo) return refuse('invalid');
       const { credential } = verified.registrationInfo;
-      if ((await credentialsOf(db, username)).length >= MAX_PASSKEYS) throw new DomainError('conflict', `at most ${MAX_PASSKEYS} passkeys per user; remove one first`);
+      if ((await countCredentials(db, username)) >= MAX_PASSKEYS) throw new DomainError('conflict', `at most ${MAX_PASSKEYS} passkeys per user; remove one first`);
       const stored = { id: credential.id, username, name: label || `passkey ${at.toISOString().slice(0, 10)}`, publicKey: new Uint8Array(credential.publicKey), signCount: credential.counter, transports: transportsOf(credential.transports ?? body.response.transports), createdAt: at };
       if (!(await insertCredential(db, stored))) return refuse('already_registered', { credential: credential.id });
       await appendEvent(db, { at, actor: username, action: 'webauthn.register', target: username, outcome: 'ok', clientAddress, details: { credential: stored.id, name: stored.name, transports: stored.transports, sign_count: stored.signCount } });
@@ -263,54 +283,42 @@ export function createWebauthnService(deps: WebauthnDeps): WebauthnService {
     },
 
     async beginLogin({ username, binding, auth, next, at = now() }) {
-      const challenge = randomBytes(32).toString('base64url');
-      await putChallenge(db, { binding: bindingHash(binding), purpose: 'login', target: '', username, challenge, data: { auth, next }, now: at, expiresAt: expiry(at) });
+      await beginSignIn('', username, binding, { auth, next }, at);
     },
 
     async loginOptions({ binding, site }) {
-      const pending = await readChallenge(db, bindingHash(binding), 'login', '', now());
-      if (!pending) return null;
-      const options = await requestOptions(pending.username, pending.challenge, site);
-      return { username: pending.username, next: String((pending.data as { next?: unknown }).next ?? '/ui'), options };
+      const found = await signInOptions('', binding, site);
+      if (!found) return null;
+      return { username: found.pending.username, next: String((found.pending.data as { next?: unknown }).next ?? '/ui'), options: found.options };
     },
 
     async finishLogin({ binding, site, response, clientAddress, ttl }) {
       const at = now();
       const pending = await takeChallenge(db, bindingHash(binding), 'login', '', at);
       if (!pending) throw new DomainError('unauthenticated', 'this sign-in had expired or was already used; log in again');
-      const username = pending.username;
-      const cred = await assertion(at, username, pending.challenge, site, response, { target: username, purpose: 'login', clientAddress, code: 'unauthenticated' });
-      const user = await findUser(db, username);
-      if (!user?.enabled) throw new DomainError('unauthenticated', 'this account is disabled');
-      const data = pending.data as { auth?: unknown; next?: unknown };
-      const auth: SessionAuth = { ...asSessionAuth(data.auth), webauthn: cred.id };
-      const out = await openSession(db, { username, audience: 'web', auth, clientAddress, at, ttl: ttl ?? deps.tokenTtl ?? 3600 });
-      return { ...out, next: typeof data.next === 'string' ? data.next : '/ui' };
+      const auth = await passkeySignIn(at, pending, site, response, clientAddress, 'login');
+      const out = await openSession(db, { username: pending.username, audience: 'web', auth, clientAddress, at, ttl: ttl ?? deps.tokenTtl ?? 3600 });
+      const next = (pending.data as { next?: unknown }).next;
+      return { ...out, next: typeof next === 'string' ? next : '/ui' };
     },
 
     async beginCliLogin({ username, binding, auth, flow, at = now() }) {
-      const challenge = randomBytes(32).toString('base64url');
-      await putChallenge(db, { binding: bindingHash(binding), purpose: 'login', target: CLI_TARGET, username, challenge, data: { auth, flow }, now: at, expiresAt: expiry(at) });
+      await beginSignIn(CLI_TARGET, username, binding, { auth, flow }, at);
     },
 
     async cliLoginOptions({ binding, site }) {
-      const pending = await readChallenge(db, bindingHash(binding), 'login', CLI_TARGET, now());
-      if (!pending) return null;
-      return { username: pending.username, options: await requestOptions(pending.username, pending.challenge, site) };
+      const found = await signInOptions(CLI_TARGET, binding, site);
+      return found && { username: found.pending.username, options: found.options };
     },
 
     async finishCliLogin({ binding, site, response, clientAddress }) {
       const at = now();
       const pending = await takeChallenge(db, bindingHash(binding), 'login', CLI_TARGET, at);
       if (!pending) throw new DomainError('unauthenticated', 'this sign-in had expired or was already used; run jit-ssh login --sso again');
-      const username = pending.username;
-      const data = pending.data as { auth?: unknown; flow?: unknown };
+      const data = pending.data as { flow?: unknown };
       const flow = data.flow && typeof data.flow === 'object' ? (data.flow as Record<string, unknown>) : {};
       try {
-        const cred = await assertion(at, username, pending.challenge, site, response, { target: username, purpose: 'cli_login', clientAddress, code: 'unauthenticated' });
-        const user = await findUser(db, username);
-        if (!user?.enabled) throw new DomainError('unauthenticated', 'this account is disabled');
-        return { username, auth: { ...asSessionAuth(data.auth), webauthn: cred.id }, flow };
+        return { username: pending.username, auth: await passkeySignIn(at, pending, site, response, clientAddress, 'cli_login'), flow };
       } catch (e) {
         if (e instanceof DomainError) Object.assign(e, { pending: flow });
         throw e;
