@@ -9,7 +9,7 @@ import { ClientError, type Api } from './api.js';
 import { addToAgent, newKeyPair, readLocalCert, storeCert, type LocalCert } from './certs.js';
 import { json, note, out, session, type Context } from './context.js';
 import { localTime, oneLine, timeLeft } from './format.js';
-import { hostTrust, hostTrustArgs, leftToUs } from './host-trust.js';
+import { SSH_VALUE_OPTS, hostTrust, hostTrustArgs, leftToUs } from './host-trust.js';
 import { fileRequest, verdict } from './requests.js';
 
 /** Fetches a certificate for a grant into $JIT_SSH_HOME/keys/ROLE and the agent. */
@@ -78,9 +78,6 @@ async function pickRole(ctx: Context, given: string | undefined): Promise<string
   if (roles.length === 1) return roles[0].name;
   throw new UsageError(`name a role: jit-ssh ssh ROLE -- HOST (yours: ${roles.map((r: any) => r.name).join(', ') || 'none'})`);
 }
-
-/** ssh's own options that take a value: the first other argument is the destination. */
-const SSH_VALUE_OPTS = new Set('BbcDEeFIiJLlmOoPpQRSWw'.split(''));
 
 function hasLoginName(args: string[]): boolean {
   for (let i = 0; i < args.length; i++) {

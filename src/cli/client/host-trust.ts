@@ -114,11 +114,12 @@ export async function hostTrust(ctx: Context, server: string | null, { force = f
   }
 }
 
+/** ssh's own options that take a value: the first other argument is the destination. */
+export const SSH_VALUE_OPTS: ReadonlySet<string> = new Set('BbcDEeFIiJLlmOoPpQRSWw'.split(''));
+
 /** The `-o` option names (lower case) given in ssh's arguments before the destination. */
 export function sshOptionsGiven(args: readonly string[]): Set<string> {
   const given = new Set<string>();
-  // ssh's options that take a value.
-  const withValue = new Set('BbcDEeFIiJLlmOoPpQRSWw'.split(''));
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--') break;
@@ -126,7 +127,7 @@ export function sshOptionsGiven(args: readonly string[]): Set<string> {
     // Flags may be bundled (-vo Name=value); the first letter that takes a value ends them.
     for (let j = 1; j < a.length; j++) {
       const letter = a[j]!;
-      if (!withValue.has(letter)) continue;
+      if (!SSH_VALUE_OPTS.has(letter)) continue;
       const value = j + 1 < a.length ? a.slice(j + 1) : args[++i];
       if (letter === 'o' && value !== undefined) given.add(value.trim().split(/[\s=]/, 1)[0]!.toLowerCase());
       break;
