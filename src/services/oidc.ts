@@ -38,7 +38,7 @@ import type { Database } from '../db/schema.js';
 import { findUser, insertUser, updateUser } from '../db/users.js';
 import type { Logger } from '../log.js';
 import { openSession, totpContext, type Audience, type LoginOutput } from './auth.js';
-import type { Site, WebauthnService } from './webauthn.js';
+import { noPasskey, type Site, type WebauthnService } from './webauthn.js';
 
 /** A sign-in at the provider must come back within this. */
 const AUTH_TTL = 10 * 60;
@@ -311,7 +311,7 @@ export function createOidcService(deps: OidcDeps): OidcService {
     if (!passkeyAtLogin(deps.mfaLogin?.() ?? 'totp', has)) return false;
     if (wa && has) return true;
     await appendEvent(db, { at: now(), actor: who.username, action: 'webauthn.failed', target: who.username, outcome: 'failed', clientAddress, details: { purpose: 'cli_login', reason: 'no_passkey', issuer_id: i.id } });
-    throw new DomainError('mfa_required', `policy asks for a passkey at sign-in, and ${who.username} has none registered: register one on your account page (under a policy that lets you sign in without one), or ask an administrator`);
+    throw noPasskey(who.username, 'at sign-in');
   }
 
   const sessionFor = (s: { username: string; auth: SessionAuth }, audience: Audience, issuerId: string, clientAddress: string | null, via?: string) =>

@@ -78,6 +78,10 @@ const CLI_TARGET = 'cli';
 export const PASSKEY_FAILED = 'the passkey did not confirm this; try again';
 export const COUNTER_REFUSED = 'this passkey’s signature counter did not increase: a copy of it may be in use, or an old answer was sent again. It was refused and recorded; tell your administrators';
 
+/** The refusal of someone with no passkey where policy asks for one (`where`: "here", "at sign-in"). */
+export const noPasskey = (username: string, where: string) =>
+  new DomainError('mfa_required', `policy asks for a passkey ${where}, and ${username} has none registered: register one on your account page (under a policy that lets you sign in without one), or ask an administrator`);
+
 export interface WebauthnService {
   /** The RP id and origin for a page reached at `requestOrigin` (the settings, else the public URL, else the request's). */
   site(requestOrigin: string, publicUrl: string | null): Site;
@@ -152,7 +156,7 @@ export function createWebauthnService(deps: WebauthnDeps): WebauthnService {
 
   const requestOptions = async (username: string, challenge: string, site: Site) => {
     const creds = await credentialsOf(db, username);
-    if (creds.length === 0) throw new DomainError('mfa_required', `policy asks for a passkey here, and ${username} has none registered: register one on your account page (under a policy that lets you sign in without one), or ask an administrator`);
+    if (creds.length === 0) throw noPasskey(username, 'here');
     return generateAuthenticationOptions({
       rpID: site.rpId,
       // As bytes: a string would be taken as text and encoded again.
