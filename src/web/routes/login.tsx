@@ -14,7 +14,7 @@ import { CHALLENGE_TTL, type WebauthnService } from '../../services/webauthn.js'
 import { formWithCsrf, mfaRules, readForm, safeNext, siteOf, type WebContext, type WebDeps, type WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
 import { clearLoginCsrf, clearPendingSignIn, clearSessionCookie, csrfTokenFor, loginCsrf, loginCsrfCookie, overHttps, pendingSignIn, sameSecret, setPendingSignIn, setSessionCookie } from '../security.js';
-import { Alert, CodeField, Field } from '../views/components.js';
+import { Alert, CodeField, Field, PasskeySignInForm } from '../views/components.js';
 import { page } from '../views/layout.js';
 
 interface LoginForm {
@@ -63,14 +63,7 @@ const PasskeyStep = ({ username, csrf, options, error }: { username: string; csr
       Signing in as <strong>{username}</strong>. Use one of your passkeys or security keys to finish.
     </p>
     <Alert message={error} id="passkey-error" />
-    <form method="post" action="/ui/login/passkey" class="stack" data-webauthn="authenticate" data-options={options}>
-      <input type="hidden" name="csrf" value={csrf} />
-      <input type="hidden" name="webauthn" value="" />
-      <p class="status" data-webauthn-status role="status" aria-live="polite"></p>
-      <button type="submit" class="primary">
-        Use your passkey
-      </button>
-    </form>
+    <PasskeySignInForm action="/ui/login/passkey" csrf={csrf} options={options} />
     <p>
       <a href="/ui/login">Start again</a>
     </p>

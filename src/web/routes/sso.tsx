@@ -12,6 +12,7 @@ import type { OidcService } from '../../services/oidc.js';
 import { readForm, safeNext, siteOf, type WebDeps, type WebEnv } from '../context.js';
 import { WebError } from '../errors.js';
 import { clearSsoBinding, csrfTokenFor, overHttps, sameSecret, setSessionCookie, setSsoBinding, ssoBinding } from '../security.js';
+import { PasskeySignInForm } from '../views/components.js';
 import { page } from '../views/layout.js';
 import { passkeyStep } from './login.js';
 
@@ -22,14 +23,7 @@ const CliPasskeyStep = ({ username, action, csrf, options }: { username: string;
     <p>
       Signing in <code>jit-ssh login --sso</code> as <strong>{username}</strong>. Use one of your passkeys or security keys to finish; the terminal then holds the session.
     </p>
-    <form method="post" action={action} class="stack" data-webauthn="authenticate" data-options={options}>
-      <input type="hidden" name="csrf" value={csrf} />
-      <input type="hidden" name="webauthn" value="" />
-      <p class="status" data-webauthn-status role="status" aria-live="polite"></p>
-      <button type="submit" class="primary">
-        Use your passkey
-      </button>
-    </form>
+    <PasskeySignInForm action={action} csrf={csrf} options={options} />
   </>
 );
 

@@ -203,3 +203,15 @@ export const FilterForm: FC<PropsWithChildren<FilterFormProps>> = ({ action, lab
     </p>
   </form>
 );
+
+/** The passkey step that ends a sign-in: one button; the page's script asks the authenticator and posts its answer. */
+export const PasskeySignInForm: FC<{ action: string; csrf: string; options: string }> = ({ action, csrf, options }) => (
+  <form method="post" action={action} class="stack" data-webauthn="authenticate" data-options={options}>
+    <input type="hidden" name="csrf" value={csrf} />
+    <input type="hidden" name="webauthn" value="" />
+    <p class="status" data-webauthn-status role="status" aria-live="polite"></p>
+    <button type="submit" class="primary">
+      Use your passkey
+    </button>
+  </form>
+);
