@@ -35,6 +35,8 @@ export const CERT_COLUMNS: Array<[string, (c: CertificateView) => string]> = [
   ['ca_key_fingerprint', (c) => c.ca_key_fingerprint],
   ['key_id', (c) => c.key_id],
   ['kind', (c) => c.kind],
+  ['refusals', (c) => String(c.refusals)],
+  ['last_refusal', (c) => (c.last_refusal ? `${c.last_refusal.at ?? ''} ${c.last_refusal.host}: ${c.last_refusal.reason}`.trim() : '')],
 ];
 
 export const EVENT_COLUMNS: Array<[string, (e: EventView) => string]> = [

@@ -87,7 +87,17 @@ export interface CertificateView {
   revoked_at: string | null;
   first_used: string | null;
   last_used: string | null;
+  /** Times sshd refused this certificate, from ingested logs (OpenSSH 10.1+ logs refusals). */
+  refusals: number;
+  /** The latest refusal: sshd's reason, the host, and its time (null when the log line had none). */
+  last_refusal: { at: string | null; host: string; reason: string } | null;
   certificate: string;
+}
+
+function refusalOf(json: string | null): CertificateView['last_refusal'] {
+  if (json === null) return null;
+  const r = JSON.parse(json) as { at: string | null; host: string; reason: string };
+  return { at: r.at === null ? null : new Date(r.at).toISOString(), host: r.host, reason: r.reason };
 }
 
 export async function queryCertificates(db: Kysely<Database>, f: CertificateFilter): Promise<{ certificates: CertificateView[]; next_cursor: string | null }> {
@@ -137,6 +147,8 @@ export async function queryCertificates(db: Kysely<Database>, f: CertificateFilt
       revoked_at: iso(r.revoked_at),
       first_used: iso(r.first_used as Date | null),
       last_used: iso(r.last_used as Date | null),
+      refusals: Number(r.refusals ?? 0),
+      last_refusal: refusalOf(r.last_refusal as string | null),
       certificate: r.certificate,
     })),
     next_cursor: rows.length > limit ? encodeCursor(page.at(-1)!.seq) : null,

@@ -8,6 +8,7 @@ import type { CertificateView, EventView } from '../audit/queries.js';
 import type { ServerConfig } from '../config.js';
 import { CERT_COLUMNS, csvRow, EVENT_COLUMNS } from '../audit/csv.js';
 import { renderAccessReport } from '../audit/report.js';
+import { EMPTY_INGEST, type IngestResult } from '../audit/usage.js';
 import { openAdmin, type AuditAdmin } from './admin-client.js';
 import { readInput, verify, verifyFile } from './audit-verify.js';
 import { table } from './client/format.js';
@@ -62,7 +63,7 @@ const CERT_TABLE: Array<[string, (c: CertificateView) => string]> = [
   ['ROLE', (c) => c.role ?? '-'],
   ['PRINCIPALS', (c) => c.principals.join(',')],
   ['UNTIL', (c) => c.valid_before.replace(/\.\d+Z$/, 'Z')],
-  ['FLAGS', (c) => [c.kind === 'host' ? 'host' : '', c.break_glass ? 'break-glass' : '', c.revoked_at ? 'revoked' : '', c.first_used ? 'used' : ''].filter(Boolean).join(',') || '-'],
+  ['FLAGS', (c) => [c.kind === 'host' ? 'host' : '', c.break_glass ? 'break-glass' : '', c.revoked_at ? 'revoked' : '', c.first_used ? 'used' : '', c.refusals > 0 ? 'refused' : ''].filter(Boolean).join(',') || '-'],
 ];
 const EVENT_TABLE: Array<[string, (e: EventView) => string]> = [
   ['ID', (e) => e.id],
@@ -157,7 +158,7 @@ async function openOutput(file: string | boolean | undefined, mode = 0o600) {
 /** Reads the log in chunks of whole lines, so a large file never sits in memory (or one request) at once. */
 async function ingest(audit: AuditAdmin, file: string, opts: AuditOptions): Promise<void> {
   const host = typeof opts.flags['hostname'] === 'string' ? opts.flags['hostname'] : 'unknown';
-  const total = { lines: 0, logins: 0, matched: 0, duplicate: 0, unknown: 0 };
+  const total: IngestResult = { ...EMPTY_INGEST };
   let pending = '';
   const flush = async (text: string) => {
     const r = await audit.ingestSshd(text, host);
@@ -178,7 +179,10 @@ async function ingest(audit: AuditAdmin, file: string, opts: AuditOptions): Prom
   else {
     process.stdout.write(
       `${total.lines} lines, ${total.logins} certificate logins: ${total.matched} recorded, ${total.duplicate} already recorded, ` +
-        `${total.unknown} by certificates this CA did not issue\n`,
+        `${total.unknown} by certificates this CA did not issue` +
+        (total.refusals > 0
+          ? `; ${total.refusals} certificate refusals: ${total.refusals_matched} recorded, ${total.refusals_duplicate} already recorded, ${total.refusals_unknown} of certificates this CA did not issue\n`
+          : '\n'),
     );
   }
 }

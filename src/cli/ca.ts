@@ -67,7 +67,8 @@ Usage:
                                      lines marked @retired count too), and that it holds every
                                      checkpoint witnessed in the --checkpoint file
   jit-ssh-ca audit ingest-sshd FILE|- [--hostname NAME]
-                                     record certificate logins from an sshd log (read twice, counted once);
+                                     record certificate logins, and certificates sshd refused (OpenSSH 10.1+),
+                                     from an sshd log (read twice, counted once);
                                      --hostname names the server for lines without a syslog prefix
   jit-ssh-ca audit report [--since 30d] [--until T] [--format md|json|csv] [--out FILE]
                                      the access review: grants per role and user, who approved, break-glass

@@ -36,6 +36,15 @@ export async function searchCertificates(db: Db, f: CertificateSearch, limit: nu
     .select((eb) => [
       eb.selectFrom('certificate_usage as u').whereRef('u.serial', '=', 'c.serial').select((e) => e.fn.min('u.first_seen').as('f')).as('first_used'),
       eb.selectFrom('certificate_usage as u').whereRef('u.serial', '=', 'c.serial').select((e) => e.fn.max('u.last_seen').as('l')).as('last_used'),
+      eb.selectFrom('certificate_refusals as x').whereRef('x.serial', '=', 'c.serial').select((e) => e.fn.countAll<string>().as('n')).as('refusals'),
+      // The latest refusal by sshd's time (a line without one counts as when it was recorded).
+      eb
+        .selectFrom('certificate_refusals as x')
+        .whereRef('x.serial', '=', 'c.serial')
+        .select(sql<string>`json_build_object('at', x.at, 'host', x.host, 'reason', x.reason)::text`.as('r'))
+        .orderBy(sql`coalesce(x.at, x.recorded_at)`, 'desc')
+        .limit(1)
+        .as('last_refusal'),
     ]);
   if (f.user) q = q.where('c.username', '=', f.user);
   if (f.kind) q = q.where('c.kind', '=', f.kind);

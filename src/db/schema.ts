@@ -269,6 +269,17 @@ export interface CertificateLoginsTable {
   at: Date;
 }
 
+/** A certificate sshd refused, from its log (audit/usage.ts). */
+export interface CertificateRefusalsTable {
+  serial: string;
+  host: string;
+  reason: string;
+  key_id: string;
+  /** When sshd refused it; null when the log line carried no time. */
+  at: Date | null;
+  recorded_at: Date;
+}
+
 export interface Database {
   certificates: CertificatesTable;
   users: UsersTable;
@@ -289,6 +300,7 @@ export interface Database {
   ca_keys_state: CaKeysStateTable;
   certificate_usage: CertificateUsageTable;
   certificate_logins: CertificateLoginsTable;
+  certificate_refusals: CertificateRefusalsTable;
   host_enrollments: HostEnrollmentsTable;
   webauthn_credentials: WebauthnCredentialsTable;
   webauthn_challenges: WebauthnChallengesTable;

@@ -47,3 +47,26 @@ export async function recordLogins(db: Db, logins: CertificateLogin[]): Promise<
     select count(*)::text as added from fresh`.execute(db);
   return Number(rows[0]!.added);
 }
+
+export interface CertificateRefusal {
+  serial: string;
+  host: string;
+  reason: string;
+  keyId: string;
+  at: Date | null;
+}
+
+/** Records refusals of issued certificates; returns how many were new (one already recorded adds nothing). */
+export async function recordRefusals(db: Db, refusals: CertificateRefusal[], now: Date): Promise<number> {
+  if (refusals.length === 0) return 0;
+  const values = sql.join(refusals.map((r) => sql`(${r.serial}::bigint, ${r.host}, ${r.reason}, ${r.keyId}, ${r.at?.toISOString() ?? null}::timestamptz, ${now.toISOString()}::timestamptz)`));
+  const { rows } = await sql<{ added: string }>`
+    with fresh as (
+      insert into certificate_refusals (serial, host, reason, key_id, at, recorded_at)
+      select distinct on (serial, host, reason, coalesce(at, '-infinity'::timestamptz)) * from (values ${values}) as seen (serial, host, reason, key_id, at, recorded_at)
+      on conflict do nothing
+      returning 1
+    )
+    select count(*)::text as added from fresh`.execute(db);
+  return Number(rows[0]!.added);
+}

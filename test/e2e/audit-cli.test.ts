@@ -82,13 +82,22 @@ describe('jit-ssh-ca audit, revoke and krl', () => {
     const logFile = path.join(dir, 'auth.log');
     // One login of a certificate from another CA, as sshd would log it.
     writeFileSync(logFile, sshd.log() + `Accepted publickey for ${USER} from 10.1.2.3 port 4242 ssh2: ED25519-CERT SHA256:abc ID other@ca (serial 77) CA ED25519 SHA256:def\n`);
+    // And a refusal of the second certificate by another server running OpenSSH 10.1 (its journal, short-iso).
+    const refused = certs[1]!;
+    const keyId = JSON.parse((await ca('audit', 'list', '--serial', refused.serial, '--format', 'json')).stdout).certificates[0].key_id as string;
+    writeFileSync(logFile, `2026-11-22T10:00:00+0000 db-1 sshd-session[4711]: error: Refusing certificate ID "${keyId}" serial=${refused.serial} signed by ED25519 CA SHA256:def via /etc/ssh/jit-ssh/ca.pub:1: Certificate invalid: name is not a listed principal\n`, { flag: 'a' });
     const first = await ca('audit', 'ingest-sshd', logFile, '--hostname', 'web-1', '--json');
     assert.equal(first.code, 0, first.stderr);
-    assert.deepEqual({ ...JSON.parse(first.stdout), lines: 0 }, { lines: 0, logins: 3, matched: 2, duplicate: 0, unknown: 1 });
+    assert.deepEqual({ ...JSON.parse(first.stdout), lines: 0 }, { lines: 0, logins: 3, matched: 2, duplicate: 0, unknown: 1, refusals: 1, refusals_matched: 1, refusals_duplicate: 0, refusals_unknown: 0 });
     // Read again, from stdin: nothing is counted twice.
     const again = await run(CA_BIN, ['audit', 'ingest-sshd', '-', '--hostname', 'web-1'], env, readFileSync(logFile, 'utf8'));
     assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stdout, /3 certificate logins: 0 recorded, 2 already recorded, 1 by certificates this CA did not issue/);
+    assert.match(again.stdout, /3 certificate logins: 0 recorded, 2 already recorded, 1 by certificates this CA did not issue; 1 certificate refusals: 0 recorded, 1 already recorded, 0 of certificates this CA did not issue\n$/);
+    const shown = await ca('audit', 'list', '--serial', refused.serial, '--format', 'json');
+    const view = JSON.parse(shown.stdout).certificates[0] as Record<string, unknown>;
+    assert.equal(view['refusals'], 1);
+    assert.deepEqual(view['last_refusal'], { at: '2026-11-22T10:00:00.000Z', host: 'db-1', reason: 'Certificate invalid: name is not a listed principal' });
+    assert.match((await ca('audit', 'list', '--serial', refused.serial)).stdout, / used,refused\n$/);
 
     const list = await ca('audit', 'list', '--user', 'alice', '--format', 'json');
     assert.equal(list.code, 0, list.stderr);

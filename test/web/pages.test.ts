@@ -227,7 +227,7 @@ for (const backend of BACKENDS) {
       assert.equal(csv.status, 200);
       assert.match(csv.headers.get('content-disposition')!, /^attachment; filename="jit-ssh-certificates-\d{8}T\d{6}Z\.csv"$/);
       const lines = (await csv.text()).trimEnd().split('\r\n');
-      assert.equal(lines[0], 'serial,issued_at,user,role,principals,valid_after,valid_before,request_id,break_glass,revoked_at,first_used,last_used,client_address,public_key_fingerprint,ca_key_fingerprint,key_id,kind');
+      assert.equal(lines[0], 'serial,issued_at,user,role,principals,valid_after,valid_before,request_id,break_glass,revoked_at,first_used,last_used,client_address,public_key_fingerprint,ca_key_fingerprint,key_id,kind,refusals,last_refusal');
       assert.equal(lines.length, 2, lines.join('\n'));
       assert.ok(lines[1]!.startsWith(`${serial},`) && lines[1]!.includes(`,eng,web-prod,deploy,`) && lines[1]!.includes(approved));
       const none = await aud.get('/ui/audit/certificates.csv?user=nobody');

@@ -13,6 +13,7 @@ import * as sessionAuth from './2026-12-03-05-session-auth.js';
 import * as oidcIdentities from './2026-12-03-06-oidc-identities.js';
 import * as hostCertificates from './2026-12-03-08-host-certificates.js';
 import * as webauthn from './2026-12-04-10-webauthn.js';
+import * as certificateRefusals from './2026-12-04-14-certificate-refusals.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-22-01-certificates': certificates,
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-03-06-oidc-identities': oidcIdentities,
   '2026-12-03-08-host-certificates': hostCertificates,
   '2026-12-04-10-webauthn': webauthn,
+  '2026-12-04-14-certificate-refusals': certificateRefusals,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -74,7 +74,11 @@ const CertRows = ({ rows }: { rows: CertificateView[] }) => (
       <Time iso={x.valid_before} />,
       x.request_id && <RequestLink id={x.request_id} />,
       <>
-        {x.break_glass && <Badge status="pending" label="break-glass" />} {x.revoked_at && <Badge status="bad" label="revoked" />} {x.first_used && <Badge status="ok" label="used" />}
+        {x.break_glass && <Badge status="pending" label="break-glass" />} {x.revoked_at && <Badge status="bad" label="revoked" />} {x.first_used && <Badge status="ok" label="used" />} {x.last_refusal && (
+          <>
+            <Badge status="bad" label="refused" /> <small>{x.refusals}× by sshd, last on {x.last_refusal.host}: {x.last_refusal.reason}</small>
+          </>
+        )}
       </>,
     ])}
   />
