@@ -25,12 +25,16 @@ Usage:
                                                 code from your authenticator when policy wants one
   jit-ssh deny ID [--comment TEXT] [--totp CODE] [--yes]
   jit-ssh relinquish ID [--json]                end your grant now; its certificates are revoked
-  jit-ssh cert [REQUEST_ID] [--no-agent] [--json]
+  jit-ssh cert [REQUEST_ID] [--sk] [--no-agent] [--json]
                                                 new key pair + certificate for a live grant, under
-                                                $JIT_SSH_HOME/keys/ROLE, added to ssh-agent until it expires
-  jit-ssh ssh [ROLE] [--for DURATION --reason TEXT] -- [ssh arguments]
+                                                $JIT_SSH_HOME/keys/ROLE, added to ssh-agent until it expires;
+                                                --sk: the key is made on your FIDO security key
+                                                (ssh-keygen -t ed25519-sk -O verify-required: touch it,
+                                                give its PIN), as roles with require_key: fido want,
+                                                and kept out of ssh-agent
+  jit-ssh ssh [ROLE] [--sk] [--for DURATION --reason TEXT] -- [ssh arguments]
                                                 ssh with a live certificate for ROLE, requesting
-                                                (and waiting for) one when there is none
+                                                (and waiting for) one when there is none; --sk as for cert
   jit-ssh status [--json]                       session, live grants, certificates, time left
   jit-ssh config                                a ~/.ssh/config snippet for plain \`ssh\`
   jit-ssh logout                                ends the session on the server too
@@ -43,6 +47,7 @@ Examples:
   jit-ssh request web-prod --for 2h --reason "deploy hotfix" --ticket OPS-123 --wait
   jit-ssh ssh web-prod --for 30m --reason "restart workers" -- web1.prod.example.com
   jit-ssh ssh web-prod -- web1.prod.example.com uptime
+  jit-ssh cert --sk                             (a role with require_key: fido: touch the security key)
   jit-ssh requests --pending && jit-ssh approve 01JD3M... --comment "ok"
 
 Settings:
@@ -79,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
       comment: { type: 'string' },
       yes: { type: 'boolean', short: 'y' },
       'no-agent': { type: 'boolean' },
+      sk: { type: 'boolean' },
       sso: { type: 'boolean' },
       issuer: { type: 'string' },
       device: { type: 'boolean' },
@@ -94,6 +100,7 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError('no command given');
   if (extra.length > 0) throw new UsageError(`unexpected ${JSON.stringify(extra[0])}`);
   if (passThrough.length > 0 && command !== 'ssh') throw new UsageError('only jit-ssh ssh takes arguments after --');
+  if (values.sk && command !== 'cert' && command !== 'ssh') throw new UsageError('--sk goes with jit-ssh cert and jit-ssh ssh');
   const config = loadClientConfig(process.env, { server: values.server });
   const ctx = { config, home: new Home(config.home), flags: values as Flags, env: process.env };
   const noArg = (name: string) => {

@@ -1,5 +1,6 @@
 // What a certificate may say, as plain rules the policy checker and the
-// certificate encoder share: extension names, principals, source addresses.
+// certificate encoder share: extension names, principals, source addresses,
+// and which key types are FIDO security keys.
 
 import { isIPv4, isIPv6 } from 'node:net';
 
@@ -11,6 +12,17 @@ export const KNOWN_EXTENSIONS = [
   'permit-pty',
   'permit-user-rc',
 ] as const;
+
+/**
+ * The public key types of FIDO security keys (PROTOCOL.u2f): the private key
+ * stays in the authenticator, and every signature says whether the user was
+ * present (touch) and verified (PIN or biometric).
+ */
+export const SECURITY_KEY_TYPES = ['sk-ssh-ed25519@openssh.com', 'sk-ecdsa-sha2-nistp256@openssh.com'] as const;
+
+export function isSecurityKeyType(type: string): boolean {
+  return (SECURITY_KEY_TYPES as readonly string[]).includes(type);
+}
 
 // A principal is compared byte for byte with a login name (or a line of an
 // AuthorizedPrincipalsFile). Characters outside this set are either never part

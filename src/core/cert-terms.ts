@@ -7,6 +7,8 @@
 // valid_after is now minus the clock-skew allowance, never before the grant
 // started minus that allowance. Both are whole Unix seconds, rounded down.
 
+import { isSecurityKeyType, SECURITY_KEY_TYPES } from './cert-options.js';
+import { DomainError } from './errors.js';
 import type { Policy, Role } from './policy-types.js';
 
 /** The key being certified: its type name and its wire encoding. */
@@ -26,7 +28,7 @@ export interface CertificateTerms<K extends CertifiedKey = CertifiedKey> {
   validBefore: number;
   /** Flag extensions, e.g. `permit-pty`. */
   extensions: string[];
-  /** `source-address` and `force-command`, by name. */
+  /** `source-address` and `force-command`, by name; `verify-required` (a flag, value '') for a `require_key: fido` role. */
   criticalOptions: Record<string, string>;
 }
 
@@ -60,12 +62,31 @@ export function roleCriticalOptions(role: Role): Record<string, string> {
   const out: Record<string, string> = {};
   if (role.certificate.sourceAddress.length > 0) out['source-address'] = role.certificate.sourceAddress.join(',');
   if (role.certificate.forceCommand) out['force-command'] = role.certificate.forceCommand;
+  // sshd (OpenSSH 8.4 and later) then accepts a login only with a signature the security key made
+  // after verifying its user (PIN or biometric); an older sshd refuses the certificate outright,
+  // as it refuses any critical option it does not know: closed, not open.
+  if (role.requireKey === 'fido') out['verify-required'] = '';
   return out;
 }
 
-/** The terms of a certificate for `grant`, issued at `now`. */
+/**
+ * Whether `role` certifies a key of type `keyType`: null when it does, else the refusal.
+ * A `require_key: fido` role takes FIDO security keys only; every other role takes them too,
+ * as a security key is never weaker than a plain key.
+ */
+export function keyRefusal(role: Role, keyType: string): DomainError | null {
+  if (role.requireKey !== 'fido' || isSecurityKeyType(keyType)) return null;
+  return new DomainError(
+    'key_type_not_allowed',
+    `role ${role.name} takes only FIDO security keys (${SECURITY_KEY_TYPES.join(' or ')}), not ${keyType}: make one with ssh-keygen -t ed25519-sk -O verify-required`,
+  );
+}
+
+/** The terms of a certificate for `grant`, issued at `now`; throws the refusal for a key the role does not take. */
 export function certificateTerms<K extends CertifiedKey>(input: TermsInput<K>): CertificateTerms<K> {
   const { grant, role, key, serial, now } = input;
+  const refused = keyRefusal(role, key.type);
+  if (refused) throw refused;
   const skew = input.policy.defaults.clockSkew * 1000;
   const validAfter = new Date(Math.max(now.getTime() - skew, grant.startsAt.getTime() - skew));
   return {

@@ -18,6 +18,8 @@ export const STATUS_OF: Record<ErrorCode, ErrorStatus> = {
   step_up_failed: 403,
   mfa_required: 403,
   sign_in_required: 401,
+  // Forbidden by policy, as mfa_required: the key itself is well-formed, the role refuses its kind.
+  key_type_not_allowed: 403,
   not_found: 404,
   conflict: 409,
   rate_limited: 429,

@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'mfa_required'
   /** The caller's groups came from an identity provider's sign-in longer ago than allowed: sign in again. */
   | 'sign_in_required'
+  /** The key is a sound public key, but the grant's role takes no key of its type (`require_key: fido`: security keys only). */
+  | 'key_type_not_allowed'
   | 'not_found'
   | 'conflict'
   | 'rate_limited'

@@ -68,7 +68,16 @@ export interface Role {
   certificate: CertificateOptions;
   /** `webauthn`: requests for this role are taken only from sessions opened with a passkey; null = no such rule. */
   requireMfa: MfaMethod | null;
+  /**
+   * `fido`: certificates only for FIDO security-key public keys, and each carries the
+   * `verify-required` critical option (sshd asks the key for a PIN or biometric check at every
+   * login); null = any accepted key type.
+   */
+  requireKey: KeyRequirement | null;
 }
+
+/** What a role asks of the keys it certifies: `fido`, FIDO security keys only. */
+export type KeyRequirement = 'fido';
 
 /** A second factor: a code from an authenticator app (TOTP) or a passkey / security key (WebAuthn). */
 export type MfaMethod = 'totp' | 'webauthn';

@@ -77,6 +77,8 @@ const roleSchema = z.strictObject({
   auto_approve: z.array(autoRuleSchema).optional(),
   // Requests only from sessions opened with a passkey; totp names what every session has already.
   require_mfa: z.enum(['totp', 'webauthn']).optional(),
+  // Certificates only for FIDO security keys, each with verify-required; any (the default) takes every accepted key type.
+  require_key: z.enum(['any', 'fido']).optional(),
   break_glass: z.strictObject({ groups: unique(groupName, 'group').optional(), users: unique(userName, 'user').optional(), max_duration: duration }).optional(),
   certificate: z
     .strictObject({
@@ -188,6 +190,12 @@ export function parsePolicy(text: string): Policy {
       breakGlass = { groups: bg.groups ?? [], users: bg.users ?? [], maxDuration: secs(bg.max_duration, 0) };
       within(breakGlass.maxDuration, maxDuration, `${at}.break_glass.max_duration`, 'the role max_duration');
     }
+    const requireKey = r.require_key === 'fido' ? 'fido' : null;
+    const extensions = r.certificate?.extensions ?? ['permit-pty'];
+    if (requireKey && extensions.includes('no-touch-required')) {
+      // A certificate asking sshd to skip the touch would undo what the role asks for.
+      problems.push(`${at}.certificate.extensions: no-touch-required contradicts require_key: fido (a touch and a PIN at every login)`);
+    }
     if (!r.approval && autoApprove.length === 0 && !breakGlass) {
       problems.push(`${at}: has no approval, auto_approve or break_glass: no one could ever get this role`);
     }
@@ -203,11 +211,12 @@ export function parsePolicy(text: string): Policy {
       autoApprove,
       breakGlass,
       certificate: {
-        extensions: r.certificate?.extensions ?? ['permit-pty'],
+        extensions,
         sourceAddress: r.certificate?.source_address ?? [],
         forceCommand: r.certificate?.force_command ?? null,
       },
       requireMfa: r.require_mfa === 'webauthn' ? 'webauthn' : null,
+      requireKey,
     });
   }
   if (problems.length > 0) throw new PolicyError(problems);

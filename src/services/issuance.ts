@@ -5,7 +5,10 @@
 //   2. loadGrant         the caller's grant, read without a lock
 //      checkGrant        the caller still may hold its role, and it is live
 //                        (core/grant.ts isLive)
-//   3. certificateTerms  principals, window, options, key ID (core/cert-terms.ts, pure)
+//      checkKey          the role takes the key's type (require_key: fido takes
+//                        FIDO security keys only)
+//   3. certificateTerms  principals, window, options, key ID (core/cert-terms.ts, pure;
+//                        verify-required for a require_key: fido role)
 //   4. mint              encoded and signed by the CA signer
 //   5. verifyMinted      parsed back; every field checked against the terms, the
 //                        signature too unless node:crypto made it in this process
@@ -18,7 +21,7 @@
 // made is caught by the log itself (the certificates table refuses the row).
 
 import type { Kysely } from 'kysely';
-import { certificateTerms } from '../core/cert-terms.js';
+import { certificateTerms, keyRefusal } from '../core/cert-terms.js';
 import { DomainError } from '../core/errors.js';
 import { holdRefusal, isLive } from '../core/grant.js';
 import { requireFreshGroups } from '../core/group-age.js';
@@ -93,6 +96,12 @@ export function checkGrant(grant: GrantRow, caller: Caller, policy: Policy, at: 
   return role;
 }
 
+/** Step 2c: the role takes a key of this type; refused before anything is signed or logged. */
+export function checkKey(role: Role, key: UserPublicKey): void {
+  const refused = keyRefusal(role, key.type);
+  if (refused) throw refused;
+}
+
 export function createCertificateService(deps: CertificateServiceDeps): CertificateService {
   const now = deps.now ?? (() => new Date());
   // Concurrent issuances read their grants with one statement (see db/batch.ts).
@@ -106,6 +115,7 @@ export function createCertificateService(deps: CertificateServiceDeps): Certific
       requireFreshGroups(caller.principal.groupsFrom, deps.maxGroupAge ?? null, at);
       const policy = deps.policy();
       const role = checkGrant(grant, caller, policy, at);
+      checkKey(role, key);
       const terms = (serial: bigint) => certificateTerms({ grant: { id: grant.id, username: grant.username, startsAt: grant.starts_at, endsAt: grant.ends_at }, role, policy, key, serial, now: at });
       return deps.issuer.certify(key, terms, { username: grant.username, requestId: grant.id, role: grant.role, clientAddress: caller.clientAddress });
     },

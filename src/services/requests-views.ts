@@ -56,6 +56,8 @@ export interface RoleView {
   require_ticket: boolean;
   break_glass: boolean;
   needs_approval: boolean;
+  /** `fido`: certificates of this role only for FIDO security keys (`jit-ssh cert --sk`); null = any key. */
+  require_key: 'fido' | null;
 }
 
 export interface DryRunView {
@@ -131,6 +133,7 @@ export function roleViews(policy: Policy, me: Requester): RoleView[] {
       require_ticket: role.requireTicket,
       break_glass: canBreakGlass(role, me),
       needs_approval: needsApproval(role, me),
+      require_key: role.requireKey,
     }));
 }
 

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { certificateTerms, givenTerms, keyIdFor, type CertifiedKey, type TermsInput } from '../../src/core/cert-terms.js';
+import { certificateTerms, givenTerms, keyIdFor, keyRefusal, type CertifiedKey, type TermsInput } from '../../src/core/cert-terms.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import type { Role } from '../../src/core/policy-types.js';
 import { WORKFLOW_POLICY } from '../helpers/policies.js';
@@ -86,4 +86,27 @@ test('ok: terms given whole keep what they say and get their key ID', () => {
   assert.deepEqual(t, { publicKey: key, serial: 77n, keyId: 'carol@jit-ssh req=none serial=77', principals: ['ops'], validAfter: unix(0), validBefore: unix(60), extensions: ['permit-pty'], criticalOptions: { 'force-command': 'true' } });
   t.principals.push('root');
   assert.deepEqual(given.principals, ['ops']);
+});
+
+test('ok/fail-require-key: a require_key: fido role certifies only security keys, each with verify-required; other roles take them without it', () => {
+  const fido: Role = { ...webProd, requireKey: 'fido' };
+  const plainTypes = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa'];
+  const skTypes = ['sk-ssh-ed25519@openssh.com', 'sk-ecdsa-sha2-nistp256@openssh.com'];
+  for (const type of skTypes) {
+    const k = { type, blob: key.blob };
+    assert.equal(keyRefusal(fido, type), null, type);
+    assert.deepEqual(certificateTerms(input({ role: fido, key: k })).criticalOptions, { 'source-address': '10.0.0.0/8,127.0.0.1/32', 'verify-required': '' }, type);
+    assert.equal(keyRefusal(webProd, type), null, `${type} for a role without require_key`);
+    assert.deepEqual(certificateTerms(input({ key: k })).criticalOptions, { 'source-address': '10.0.0.0/8,127.0.0.1/32' }, `${type}: no verify-required unless the role asks`);
+  }
+  for (const type of plainTypes) {
+    const refused = keyRefusal(fido, type);
+    assert.equal(refused?.code, 'key_type_not_allowed', type);
+    assert.equal(refused?.message, `role web-prod takes only FIDO security keys (sk-ssh-ed25519@openssh.com or sk-ecdsa-sha2-nistp256@openssh.com), not ${type}: make one with ssh-keygen -t ed25519-sk -O verify-required`);
+    // No terms are made for such a key, so nothing can be signed for it.
+    assert.throws(() => certificateTerms(input({ role: fido, key: { type, blob: key.blob } })), { code: 'key_type_not_allowed' }, type);
+    assert.equal(keyRefusal(webProd, type), null, `${type} for a role without require_key`);
+  }
+  // The flag option sits with the role's valued ones (the encoder sorts them by name).
+  assert.deepEqual(certificateTerms(input({ role: { ...dbProd, requireKey: 'fido' }, key: { type: skTypes[0]!, blob: key.blob } })).criticalOptions, { 'force-command': '/usr/local/bin/db-shell', 'verify-required': '' });
 });

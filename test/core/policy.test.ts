@@ -137,3 +137,24 @@ test('fail-mfa: an unknown method or key is refused, not taken as totp', () => {
   assert.ok(problems(`mfa: {login: webauthn, approvals: webauthn}\n${role('')}`).some((p) => p.startsWith('mfa')));
   assert.ok(problems(role('    require_mfa: passkey\n')).some((p) => p.startsWith('roles.web.require_mfa')));
 });
+
+test('ok-require-key: require_key fido marks the role; any (the default) takes every accepted key', () => {
+  assert.equal(parsePolicy(role('')).roles.get('web')!.requireKey, null);
+  assert.equal(parsePolicy(role('    require_key: any\n')).roles.get('web')!.requireKey, null);
+  const fido = parsePolicy(role('    require_key: fido\n    certificate:\n      extensions: [permit-pty]\n')).roles.get('web')!;
+  assert.equal(fido.requireKey, 'fido');
+  // The option itself is not a policy field: the role asks for it by requiring the key.
+  assert.deepEqual(fido.certificate, { extensions: ['permit-pty'], sourceAddress: [], forceCommand: null });
+});
+
+test('fail-require-key: an unknown value, a list, a misplaced key, or no-touch-required on a fido role is refused with its path', () => {
+  for (const value of ['FIDO', 'sk', 'yubikey', 'true', '[fido]', '""']) {
+    assert.deepEqual(problems(role(`    require_key: ${value}\n`)).map((p) => p.split(':')[0]), ['roles.web.require_key'], value);
+  }
+  assert.deepEqual(problems(role('    certificate:\n      require_key: fido\n')), ['roles.web.certificate: Unrecognized key: "require_key"']);
+  assert.deepEqual(problems(role('    require_key: fido\n    certificate:\n      extensions: [permit-pty, no-touch-required]\n')), [
+    'roles.web.certificate.extensions: no-touch-required contradicts require_key: fido (a touch and a PIN at every login)',
+  ]);
+  // Without require_key the extension stays the operator's choice.
+  assert.deepEqual(parsePolicy(role('    certificate:\n      extensions: [no-touch-required]\n')).roles.get('web')!.certificate.extensions, ['no-touch-required']);
+});

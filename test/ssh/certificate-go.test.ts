@@ -5,83 +5,29 @@
 // those rules, to show the checker would catch a minting regression.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseCertificate } from '../../src/ssh/certificate-parse.js';
 import { encodeCertificateBody, mintCertificate, type CertificateSpec, type MintedCertificate } from '../../src/ssh/certificate.js';
 import type { UserPublicKey } from '../../src/ssh/pubkey.js';
 import { publicKeyLine, type Signer } from '../../src/ssh/signer.js';
 import { SshReader, SshWriter, WireError } from '../../src/ssh/wire.js';
 import { CA_INFO, CERT_TYPE, fullSpec, makeUserKey, SORTED_EXTENSIONS, type TestUserKey, type UserKeyKind } from '../helpers/certs.js';
+import { buildCertcheck, GO_MISSING, runCertcheck, type GoResult } from '../helpers/go-certcheck.js';
 import { CA_KINDS, caSigner, tempDir, type CaKind } from '../helpers/keys.js';
 
-const CHECKER_SOURCE = fileURLToPath(new URL('../go/certcheck.go', import.meta.url));
-// Debian's golang-golang-x-crypto-dev installs x/crypto here; GOPATH mode needs no network.
-const GOPATH = process.env.CERTCHECK_GOPATH ?? '/usr/share/gocode';
-
-const goMissing = (() => {
-  const res = spawnSync('go', ['version'], { encoding: 'utf8' });
-  return res.error ? `go is not on PATH (${res.error.message}); install golang-go and golang-golang-x-crypto-dev to run the Go-strict checks` : false;
-})();
-const opts = { skip: goMissing };
+const opts = { skip: GO_MISSING };
 
 const dir = tempDir();
 const WINDOW = { validAfter: 1_780_000_000, validBefore: 1_780_000_000 + 8 * 3600 };
-const checker = path.join(dir, 'certcheck');
+let checker = '';
 
 before(() => {
-  if (goMissing) return;
-  const res = spawnSync('go', ['build', '-o', checker, CHECKER_SOURCE], {
-    cwd: dir,
-    encoding: 'utf8',
-    env: { ...process.env, GO111MODULE: 'off', GOPATH, GOFLAGS: '', GOCACHE: path.join(dir, 'gocache'), CGO_ENABLED: '0' },
-  });
-  assert.equal(res.status, 0, `building ${CHECKER_SOURCE} failed (GO111MODULE=off GOPATH=${GOPATH}):\n${res.stderr}${res.error ?? ''}`);
+  if (!GO_MISSING) checker = buildCertcheck(dir);
 });
-
-interface GoResult {
-  source: string;
-  line: number;
-  ok: boolean;
-  error?: string;
-  stage?: string;
-  type?: string;
-  certType?: number;
-  keyType?: string;
-  serial?: string;
-  keyId?: string;
-  principals?: string[];
-  validAfter?: string;
-  validBefore?: string;
-  criticalOptions?: Record<string, string>;
-  extensions?: Record<string, string>;
-  extensionNames?: string[];
-  signatureFormat?: string;
-  signatureKey?: string;
-  comment?: string;
-}
-
-let fileCount = 0;
 
 /** Runs the Go checker on certificate lines (via a file, or stdin) and returns one result per line. */
 function goCheck(lines: string[], { principal = 'web', now = WINDOW.validAfter + 60, stdin = false } = {}): GoResult[] {
-  const args = ['-principal', principal, '-now', String(now)];
-  const input = lines.map((l) => l + '\n').join('');
-  let res;
-  if (stdin) {
-    res = spawnSync(checker, args, { encoding: 'utf8', input });
-  } else {
-    const file = path.join(dir, `certs-${++fileCount}.pub`);
-    writeFileSync(file, input);
-    res = spawnSync(checker, [...args, file], { encoding: 'utf8' });
-  }
-  const results = res.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as GoResult);
-  assert.equal(results.length, lines.length, `certcheck printed ${results.length} results for ${lines.length} lines: ${res.stderr}`);
-  assert.equal(res.status, results.every((r) => r.ok) ? 0 : 1, `certcheck exit status ${res.status}: ${res.stderr}`);
-  return results;
+  return runCertcheck(checker, dir, lines, { principal, now, stdin });
 }
 
 const signers = new Map<CaKind, Signer>(CA_KINDS.map((kind) => [kind, caSigner(kind)]));

@@ -13,6 +13,7 @@ import { sshFingerprint } from '../../src/ssh/pubkey.js';
 import type { Signer } from '../../src/ssh/signer.js';
 import { CA_INFO, CERT_TYPE, fullSpec, makeUserKey, SORTED_EXTENSIONS, USER_KEY_KINDS, type TestUserKey, type UserKeyKind } from '../helpers/certs.js';
 import { CA_KINDS, caSigner, tempDir, type CaKind } from '../helpers/keys.js';
+import { listCertificate, type Listing } from '../helpers/keygen-list.js';
 
 const dir = tempDir();
 
@@ -34,44 +35,11 @@ const CERT_LABEL: Record<UserKeyKind, string> = {
   'sk-ecdsa': 'ECDSA-SK-CERT',
 };
 
-type Listing = Record<string, string | string[]>;
-
 let fileCount = 0;
 function writeCert(cert: MintedCertificate): string {
   const file = path.join(dir, `c${++fileCount}-cert.pub`);
   writeFileSync(file, `${cert.text} test-comment\n`);
   return file;
-}
-
-/**
- * Runs ssh-keygen -L and parses its listing: "        Name: value" lines, and
- * lists ("        Name: " followed by lines indented 16 spaces).
- */
-function listCertificate(file: string, tz = 'UTC'): Listing {
-  const res = spawnSync('ssh-keygen', ['-L', '-f', file], { encoding: 'utf8', env: { ...process.env, TZ: tz } });
-  assert.equal(res.status, 0, `ssh-keygen -L failed: ${res.stderr}`);
-  const lines = res.stdout.replace(/\n$/, '').split('\n');
-  assert.equal(lines.shift(), `${file}:`);
-  const out: Listing = {};
-  let list: string[] | undefined;
-  for (const line of lines) {
-    const field = /^ {8}([A-Za-z][A-Za-z ]*): ?(.*)$/.exec(line);
-    const item = /^ {16}(\S.*)$/.exec(line);
-    if (field) {
-      const [, name, value] = field as unknown as [string, string, string];
-      assert.ok(!(name in out), `field ${name} printed twice`);
-      if (value === '') out[name] = list = [];
-      else {
-        out[name] = value;
-        list = undefined;
-      }
-    } else if (item && list) {
-      list.push(item[1]!);
-    } else {
-      assert.fail(`unexpected ssh-keygen -L line ${JSON.stringify(line)}`);
-    }
-  }
-  return out;
 }
 
 /** How ssh-keygen prints a time: local time, YYYY-MM-DDTHH:MM:SS, for a zone `offsetSeconds` east of UTC. */

@@ -6,18 +6,32 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { UsageError } from '../run.js';
 import { ClientError, type Api } from './api.js';
-import { addToAgent, newKeyPair, readLocalCert, storeCert, type LocalCert } from './certs.js';
+import { addToAgent, newKeyPair, newSecurityKeyPair, readLocalCert, storeCert, type LocalCert } from './certs.js';
 import { json, note, out, session, type Context } from './context.js';
 import { localTime, oneLine, timeLeft } from './format.js';
 import { SSH_VALUE_OPTS, hostTrust, hostTrustArgs, leftToUs } from './host-trust.js';
 import { fileRequest, verdict } from './requests.js';
 
-/** Fetches a certificate for a grant into $JIT_SSH_HOME/keys/ROLE and the agent. */
-async function fetchCert(ctx: Context, api: Api, grant: { id: string; role: string }): Promise<LocalCert> {
-  const pair = newKeyPair(`jit-ssh ${grant.role} ${grant.id}`);
-  const res = await api.post('/v1/certificates', { public_key: pair.publicKey, request_id: grant.id });
+/** Fetches a certificate for a grant into $JIT_SSH_HOME/keys/ROLE and the agent (a security key's stays out of it). */
+async function fetchCert(ctx: Context, api: Api, grant: { id: string; role: string }, command: 'cert' | 'ssh'): Promise<LocalCert> {
+  const comment = `jit-ssh ${grant.role} ${grant.id}`;
+  const sk = ctx.flags.sk === true;
+  if (sk) note(`making a key on your security key for ${grant.role}: touch it when it blinks, and give its PIN if asked`);
+  const pair = sk ? await newSecurityKeyPair(ctx.home, comment, ctx.env) : newKeyPair(comment);
+  let res;
+  try {
+    res = await api.post('/v1/certificates', { public_key: pair.publicKey, request_id: grant.id });
+  } catch (e) {
+    // The server names the rule; the helper knows the way out.
+    if (e instanceof ClientError && e.code === 'key_type_not_allowed') {
+      throw new ClientError(`${grant.role} takes only FIDO security keys: plug yours in and run jit-ssh ${command} --sk`, e.status, e.code);
+    }
+    throw e;
+  }
   const cert = await storeCert(ctx.home, grant.role, pair.privateKey, pair.publicKey, res.certificate);
-  if (!ctx.flags['no-agent']) {
+  // A verify-required security key in the agent would need an askpass program for its PIN; ssh asks at the terminal itself.
+  if (sk) note('the security key stays out of ssh-agent: ssh asks it for the touch and PIN at each login');
+  else if (!ctx.flags['no-agent']) {
     try {
       if (await addToAgent(cert, ctx.env)) note(`added to ssh-agent until the certificate expires (${timeLeft(cert.validBefore)})`);
     } catch (e) {
@@ -43,7 +57,7 @@ export async function cert(ctx: Context, id: string | undefined): Promise<number
     if (live.length > 1) throw new UsageError(`you have ${live.length} live grants (${live.map((g) => `${g.role} ${g.id}`).join(', ')}); name one`);
     grant = live[0];
   }
-  const c = await fetchCert(ctx, api, { id: grant.id, role: grant.role });
+  const c = await fetchCert(ctx, api, { id: grant.id, role: grant.role }, 'cert');
   if (ctx.flags.json) json({ role: c.role, principals: c.principals, serial: c.serial, key_id: c.keyId, valid_before: c.validBefore.toISOString(), key: c.keyPath, certificate: c.certPath });
   else out(`certificate for ${c.role}: principals ${c.principals.join(', ')}, valid until ${localTime(c.validBefore)}\n  key ${c.keyPath}\n  cert ${c.certPath}\n`);
   return 0;
@@ -57,12 +71,12 @@ async function ensureCert(ctx: Context, role: string): Promise<LocalCert> {
   if (local && local.validBefore.getTime() - Date.now() > MARGIN_MS) return local;
   const { api, username } = await session(ctx);
   const grant = (await liveGrants(api, username)).filter((g) => g.role === role).sort((a, b) => Date.parse(b.grant.ends_at) - Date.parse(a.grant.ends_at))[0];
-  if (grant && Date.parse(grant.grant.ends_at) - Date.now() > MARGIN_MS) return fetchCert(ctx, api, grant);
+  if (grant && Date.parse(grant.grant.ends_at) - Date.now() > MARGIN_MS) return fetchCert(ctx, api, grant, 'ssh');
   const r = await fileRequest(ctx, api, role, { for: ctx.flags.for, reason: ctx.flags.reason, ticket: ctx.flags.ticket, breakGlass: ctx.flags['break-glass'], wait: true });
   if (r === null) process.exit(130);
   if (r.status !== 'approved') throw new ClientError(verdict(r));
   note(verdict(r));
-  return fetchCert(ctx, api, r);
+  return fetchCert(ctx, api, r, 'ssh');
 }
 
 async function pickRole(ctx: Context, given: string | undefined): Promise<string> {

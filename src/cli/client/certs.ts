@@ -2,10 +2,13 @@
 // made in memory for every certificate; the private key is written only under
 // $JIT_SSH_HOME (0600) and, when an agent runs, handed to it with a lifetime
 // equal to the certificate's, so the agent forgets it when access ends.
+// With --sk the key is made on a FIDO security key by ssh-keygen instead: the
+// file then holds only the key's handle, useless without the security key.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { encodeOpensshEd25519 } from '../../ssh/ca-key.js';
 import { parseCertificate } from '../../ssh/certificate-parse.js';
@@ -28,6 +31,43 @@ export function newKeyPair(comment: string): { privateKey: string; publicKey: st
   const { privateKey } = generateKeyPairSync('ed25519');
   const { keyType, blob } = sshPublicKeyBlob(privateKey);
   return { privateKey: encodeOpensshEd25519(privateKey, comment), publicKey: publicKeyLine({ keyType, publicKeyBlob: blob }, comment) };
+}
+
+/** The ssh-keygen command line that makes a key on a security key, as the helper runs it (and tells people). */
+export const SECURITY_KEY_KEYGEN = 'ssh-keygen -t ed25519-sk -O verify-required';
+
+/**
+ * Makes a key pair on a FIDO security key with ssh-keygen, which asks the person at the key to
+ * touch it (and for its PIN, where the key has one set) on the terminal: its standard input is
+ * the helper's, what it prints goes to stderr (stdout stays for --json), and its error messages
+ * become one line. `-O verify-required` marks the key so that ssh asks the security key to verify
+ * its user (PIN or biometric) at every login: a certificate of a `require_key: fido` role carries
+ * the `verify-required` critical option, and sshd refuses signatures made without that check.
+ */
+export async function newSecurityKeyPair(home: Home, comment: string, env: NodeJS.ProcessEnv): Promise<{ privateKey: string; publicKey: string }> {
+  await home.ensure();
+  const dir = await mkdtemp(path.join(home.keysDir, '.sk-'));
+  try {
+    const file = path.join(dir, 'key');
+    // No passphrase on the file: it holds a key handle, and the secret never leaves the security key.
+    const args = ['-q', '-t', 'ed25519-sk', '-O', 'verify-required', '-N', '', '-C', comment, '-f', file];
+    const { code, stderr, error } = await new Promise<{ code: number | null; stderr: string; error: Error | null }>((resolve) => {
+      const child = spawn('ssh-keygen', args, { stdio: ['inherit', 2, 'pipe'], env });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('error', (e) => resolve({ code: null, stderr, error: e }));
+      child.on('close', (c) => resolve({ code: c, stderr, error: null }));
+    });
+    if (error) throw new Error(`cannot run ssh-keygen to make a security key: ${error.message} (--sk needs OpenSSH 8.2 or later)`);
+    if (code !== 0) {
+      const why = stderr.trim().split('\n').filter(Boolean).pop() ?? `exit status ${code}`;
+      const hint = /device not found/i.test(why) ? 'no FIDO security key found: plug one in and try again' : 'a FIDO2 security key with a PIN (or a fingerprint) set is needed';
+      throw new Error(`${SECURITY_KEY_KEYGEN} failed: ${why} (${hint})`);
+    }
+    return { privateKey: await readFile(file, 'utf8'), publicKey: (await readFile(`${file}.pub`, 'utf8')).trim() };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export async function readLocalCert(home: Home, role: string): Promise<LocalCert | null> {

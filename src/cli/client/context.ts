@@ -24,6 +24,7 @@ export interface Flags {
   comment?: string;
   yes?: boolean;
   'no-agent'?: boolean;
+  sk?: boolean;
   sso?: boolean;
   issuer?: string;
   device?: boolean;

@@ -83,7 +83,7 @@ const RolesTable = ({ roles }: { roles: RoleView[] }) => (
       r.description,
       <code>{r.principals.join(', ')}</code>,
       r.max_duration,
-      `${r.needs_approval ? 'by approvers' : 'automatic within limits'}${r.require_ticket ? '; ticket required' : ''}`,
+      `${r.needs_approval ? 'by approvers' : 'automatic within limits'}${r.require_ticket ? '; ticket required' : ''}${r.require_key === 'fido' ? '; security key only' : ''}`,
     ])}
   />
 );
